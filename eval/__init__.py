@@ -1,0 +1,1 @@
+"""Offline evaluation of the site's models (not needed by the Space)."""

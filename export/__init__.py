@@ -1,0 +1,1 @@
+"""Offline build step: packaged weights -> ONNX graphs in the model cache (+ parity checks). Uses torch."""

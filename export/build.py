@@ -1,0 +1,106 @@
+"""Export every registry model into the model cache, once: a build is keyed on the source hash, the
+exporter versions, the export settings and the repo files the model includes; a second run with nothing
+changed does nothing and says so."""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+
+from models.paths import REPO_ROOT, model_dir
+from models.registry import REGISTRY, ModelSpec
+from models.sources import sha256_file, source_sha256
+
+# Bump when the code in export/ changes what it writes, so stale caches are rebuilt.
+EXPORT_FORMAT = 1
+EXPORTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
+
+
+def exporter_versions() -> dict[str, str]:
+    return {pkg: version(pkg) for pkg in EXPORTER_PACKAGES}
+
+
+def build_key(spec: ModelSpec) -> dict:
+    return {
+        "format": EXPORT_FORMAT,
+        "source_sha256": source_sha256(spec),
+        "repo_files": {f: sha256_file(REPO_ROOT / f) for f in spec.repo_files if (REPO_ROOT / f).is_file()},
+        "settings": asdict(spec.export),
+        "exporters": exporter_versions(),
+    }
+
+
+def read_manifest(spec: ModelSpec) -> dict | None:
+    path = model_dir(spec.id) / "build.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_up_to_date(spec: ModelSpec) -> bool:
+    manifest = read_manifest(spec)
+    if not manifest or manifest.get("key") != build_key(spec):
+        return False
+    return all((model_dir(spec.id) / v["file"]).is_file() for v in manifest.get("variants", {}).values())
+
+
+def _exporter_for(spec: ModelSpec):
+    if spec.export.task == "custom":
+        target = dict(spec.export.extra)["exporter"]
+        module, func = target.split(":")
+        return getattr(importlib.import_module(module), func)
+    from export import optimum_export
+
+    return optimum_export.export_decoder if spec.gguf_file else optimum_export.export_encoder
+
+
+def export_model(spec: ModelSpec, force: bool = False, log=print) -> bool:
+    """Export one model; returns True when something was built."""
+    if not force and is_up_to_date(spec):
+        log(f"  {spec.id}: up to date ({model_dir(spec.id)}), nothing to do")
+        return False
+    start = time.perf_counter()
+    final = model_dir(spec.id)
+    staging = final.with_name(final.name + ".building")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    _exporter_for(spec)(staging) if spec.export.task == "custom" else _exporter_for(spec)(spec, staging)
+    variants = {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}
+    extra = staging / "variants.json"  # an exporter may declare more variants (e.g. int8) it wrote
+    if extra.is_file():
+        variants = json.loads(extra.read_text())
+        extra.unlink()
+    manifest = {
+        "model_id": spec.id,
+        "key": build_key(spec),
+        "variants": variants,
+        "files": {
+            v["file"]: {"bytes": (staging / v["file"]).stat().st_size} for v in variants.values()
+        },
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    (staging / "build.json").write_text(json.dumps(manifest, indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    staging.replace(final)
+    log(f"  {spec.id}: exported in {manifest['seconds']} s -> {final}")
+    return True
+
+
+def export_all(ids: list[str] | None = None, force: bool = False, log=print) -> int:
+    """Export the given (or all) registry models in dependency order; returns how many were built."""
+    specs = [REGISTRY[i] for i in (ids or list(REGISTRY))]
+    built = 0
+    for index, spec in enumerate(specs, 1):
+        log(f"[{index}/{len(specs)}] {spec.id} ({spec.title})")
+        sys.stdout.flush()
+        built += export_model(spec, force=force, log=log)
+    log(f"done: {built} exported, {len(specs) - built} already up to date")
+    return built

@@ -1,0 +1,142 @@
+"""`python -m export --check`: PyTorch (from the same packaged weights) vs the served ONNX graphs.
+
+Per model, at two or more input lengths: max |diff| of logits / hidden states and of attention
+probabilities, and whether 32 greedy tokens are identical. Exit status 1 when any model is outside its
+tolerance (fp32: 1e-3 on logits and hidden states, 1e-4 on attention probabilities).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from export.torch_models import load_model
+from models.registry import REGISTRY, get_spec
+from models.runtime import get_session
+
+LOGIT_TOL = 1e-3
+ATTENTION_TOL = 1e-4
+GREEDY_TOKENS = 32
+PROMPTS = {
+    "short": "The cat sat on the mat.",
+    "long": ("Large language models are trained on trillions of tokens. Startups that build on them must "
+             "weigh the cost of compute, the value of proprietary data, and the speed of iteration. "
+             "大模型创业需要权衡算力成本、数据价值与迭代速度。"),
+}
+
+
+def _onnx_full_forward(session, input_ids: np.ndarray, attention_mask: np.ndarray, decoder_cfg=None):
+    feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+    names = {i.name for i in session.get_inputs()}
+    if "token_type_ids" in names:
+        feed["token_type_ids"] = np.zeros_like(input_ids)
+    if decoder_cfg:
+        layers, kv_heads, head_dim = decoder_cfg
+        if "position_ids" in names:
+            feed["position_ids"] = np.arange(input_ids.shape[1], dtype=np.int64)[None, :]
+        empty = np.zeros((input_ids.shape[0], kv_heads, 0, head_dim), dtype=np.float32)
+        for layer in range(layers):
+            feed[f"past_key_values.{layer}.key"] = empty
+            feed[f"past_key_values.{layer}.value"] = empty
+    outputs = [o.name for o in session.get_outputs() if not o.name.startswith("present")]
+    return dict(zip(outputs, session.run(outputs, feed)))
+
+
+def check_decoder(spec) -> dict:
+    from models.decoding import OnnxCausalLM
+    from models.sampling import SamplingSettings
+
+    model = load_model(spec)
+    lm = OnnxCausalLM(spec.id)
+    tokenizer = lm.tokenizer
+    report = {"model": spec.id, "lengths": {}, "ok": True}
+    for name, text in PROMPTS.items():
+        ids = np.asarray([tokenizer(text)["input_ids"]], dtype=np.int64)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(ids), output_attentions=True)
+        got = _onnx_full_forward(lm.session, ids, np.ones_like(ids), (lm.num_layers, lm.kv_heads, lm.head_dim))
+        logit_diff = float(np.abs(got["logits"] - ref.logits.numpy()).max())
+        attn_diff = max(float(np.abs(got[f"attentions.{i}"] - a.numpy()).max()) for i, a in enumerate(ref.attentions))
+        report["lengths"][ids.shape[1]] = {"logits_max_abs_diff": logit_diff, "attention_max_abs_diff": attn_diff}
+        report["ok"] &= logit_diff <= LOGIT_TOL and attn_diff <= ATTENTION_TOL
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Write a short story about a robot who learns to paint."}], add_generation_prompt=True)
+    with torch.no_grad():
+        torch_out = model.generate(torch.tensor([chat]), max_new_tokens=GREEDY_TOKENS, do_sample=False,
+                                   attention_mask=torch.ones(1, len(chat), dtype=torch.long))
+    torch_tokens = torch_out[0, len(chat):].tolist()
+    settings = SamplingSettings(max_new_tokens=GREEDY_TOKENS, temperature=0, repetition_penalty=1.0)
+    onnx_tokens = [step.token_id for step in lm.stream(chat, settings)]
+    same = onnx_tokens == torch_tokens  # both stop at EOS or after GREEDY_TOKENS tokens
+    report["greedy_tokens"] = len(onnx_tokens)
+    report["greedy_identical"] = bool(same)
+    report["ok"] &= bool(same)
+    return report
+
+
+def check_encoder(spec) -> dict:
+    from models.tokenization import get_tokenizer
+
+    model = load_model(spec)
+    session = get_session(spec.id)
+    tokenizer = get_tokenizer(spec.id)
+    report = {"model": spec.id, "lengths": {}, "ok": True}
+    batches = {name: [text] for name, text in PROMPTS.items()}
+    batches["padded batch"] = list(PROMPTS.values())
+    for name, texts in batches.items():
+        enc = tokenizer(texts, padding=True, return_tensors="np")
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        with torch.no_grad():
+            ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                        token_type_ids=torch.zeros_like(torch.from_numpy(ids)), output_attentions=True)
+        got = _onnx_full_forward(session, ids, mask)
+        valid = mask.astype(bool)  # padded positions are undefined in both; compare real tokens only
+        hidden_diff = float(np.abs(got["last_hidden_state"] - ref.last_hidden_state.numpy())[valid].max())
+        attn_diff = max(float(np.abs(got[f"attentions.{i}"] - a.numpy())[valid[:, None, :, None].repeat(a.shape[1], 1)
+                                                                            .repeat(a.shape[3], 3)].max())
+                        for i, a in enumerate(ref.attentions))
+        label = f"{ids.shape[1]}" + (f" x{ids.shape[0]}" if ids.shape[0] > 1 else "")
+        report["lengths"][label] = {"hidden_max_abs_diff": hidden_diff, "attention_max_abs_diff": attn_diff}
+        report["ok"] &= hidden_diff <= LOGIT_TOL and attn_diff <= ATTENTION_TOL
+    return report
+
+
+def check_custom(spec) -> dict:
+    from importlib import import_module
+
+    from models.paths import model_dir
+
+    module = import_module(dict(spec.export.extra)["exporter"].split(":")[0])
+    report = module.parity_report(model_dir(spec.id))
+    report.setdefault("model", spec.id)
+    return report
+
+
+def check_model(model_id: str) -> dict:
+    spec = get_spec(model_id)
+    if spec.export.task == "custom":
+        return check_custom(spec)
+    return check_decoder(spec) if spec.gguf_file else check_encoder(spec)
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{report['model']}: {'OK' if report['ok'] else 'OUT OF TOLERANCE'}"]
+    for length, diffs in report.get("lengths", {}).items():
+        pretty = ", ".join(f"{k}={v:.2e}" for k, v in diffs.items())
+        lines.append(f"  length {length}: {pretty}")
+    if "greedy_identical" in report:
+        lines.append(f"  greedy {report['greedy_tokens']} tokens identical to PyTorch: {report['greedy_identical']}")
+    for key, value in report.items():
+        if key not in {"model", "ok", "lengths", "greedy_identical", "greedy_tokens"}:
+            lines.append(f"  {key}: {value}")
+    return "\n".join(lines)
+
+
+def run_checks(ids: list[str] | None = None) -> bool:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    all_ok = True
+    for model_id in ids or list(REGISTRY):
+        report = check_model(model_id)
+        print(format_report(report), flush=True)
+        all_ok &= bool(report["ok"])
+    print("parity: all models within tolerance" if all_ok else "parity: FAILED", flush=True)
+    return all_ok

@@ -1,0 +1,196 @@
+"""The sentiment classifier as one PyTorch module and as one ONNX graph.
+
+Graph: input_ids, attention_mask [batch, seq] -> MiniLM encoder -> attention-mask-aware mean pooling of
+the hidden layers the head was trained on -> head (standardize, linear/MLP) -> softmax `probabilities`
+[batch, 3] in the order of `models.sentiment.LABELS`.
+
+The head is the only part trained here (export/train_sentiment.py); it lives in
+models/weights/sentiment_head.safetensors with its shape in the file's metadata, so the same loader
+serves the real encoder and the tiny random BERTs of the unit tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+
+from models.paths import REPO_ROOT
+from models.sentiment import LABELS, MAX_TOKENS
+
+HEAD_PATH = REPO_ROOT / "models" / "weights" / "sentiment_head.safetensors"
+OPSET = 17
+
+
+class SentimentHead(nn.Module):
+    """Standardize the pooled features, then a linear layer (hidden=0) or a one-hidden-layer MLP."""
+
+    def __init__(self, in_dim: int, hidden: int = 0, n_labels: int = len(LABELS), dropout: float = 0.0):
+        super().__init__()
+        self.in_dim, self.hidden = in_dim, hidden
+        self.register_buffer("feature_mean", torch.zeros(in_dim))
+        self.register_buffer("feature_scale", torch.ones(in_dim))
+        if hidden:
+            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.GELU(),
+                                     nn.Dropout(dropout), nn.Linear(hidden, n_labels))
+        else:
+            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, n_labels))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # logits
+        return self.net((features - self.feature_mean) / self.feature_scale)
+
+
+def save_head(head: SentimentHead, path: Path, pool_layers: list[int], extra: dict | None = None) -> None:
+    meta = {
+        "labels": json.dumps(list(LABELS)),
+        "pool_layers": json.dumps(pool_layers),
+        "in_dim": str(head.in_dim),
+        "hidden": str(head.hidden),
+        "max_tokens": str(MAX_TOKENS),
+    }
+    meta.update({k: str(v) for k, v in (extra or {}).items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().float() for k, v in head.state_dict().items()}, str(path), metadata=meta)
+
+
+def load_head(path: Path = HEAD_PATH) -> tuple[SentimentHead, list[int]]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no trained sentiment head at {path}; run `python -m export.train_sentiment`")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    if json.loads(meta.get("labels", "[]")) != list(LABELS):
+        raise ValueError(f"{path} was trained for labels {meta.get('labels')}, expected {list(LABELS)}")
+    head = SentimentHead(int(meta["in_dim"]), int(meta["hidden"]))
+    head.load_state_dict(load_file(str(path)))
+    return head.eval(), json.loads(meta["pool_layers"])
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens only; padding positions get weight 0 (and an all-pad row cannot divide by 0)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+class PooledEncoder(nn.Module):
+    """Encoder + mean pooling of selected hidden states (0 = embeddings, -1 = last layer), concatenated."""
+
+    def __init__(self, encoder: nn.Module, pool_layers: list[int]):
+        super().__init__()
+        self.encoder, self.pool_layers = encoder, list(pool_layers)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # token_type_ids are all zero for one sentence; passing them keeps BERT from slicing a buffer by a
+        # traced length.
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=torch.zeros_like(input_ids), output_hidden_states=True)
+        states = out.hidden_states
+        return torch.cat([masked_mean(states[i], attention_mask) for i in self.pool_layers], dim=-1)
+
+
+class SentimentClassifier(nn.Module):
+    def __init__(self, pooled: PooledEncoder, head: SentimentHead):
+        super().__init__()
+        self.pooled, self.head = pooled, head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.head(self.pooled(input_ids, attention_mask)), dim=-1)
+
+
+def load_encoder(encoder_dir: Path) -> nn.Module:
+    # Eager attention: its mask arithmetic ((1 - mask) * min) traces as graph ops, with no SDPA fast path
+    # that checks the mask's values in Python.
+    return AutoModel.from_pretrained(str(encoder_dir), dtype=torch.float32, attn_implementation="eager").eval()
+
+
+def default_encoder_dir() -> Path:
+    from models.sources import source_path
+
+    return source_path("minilm-l6-v2")
+
+
+def build_torch_classifier(encoder_dir: Path | None = None, head_path: Path = HEAD_PATH) -> nn.Module:
+    """encoder + attention-mask-aware mean pooling + trained head -> softmax probabilities [batch, 3]."""
+    head, pool_layers = load_head(head_path)
+    encoder = load_encoder(Path(encoder_dir) if encoder_dir else default_encoder_dir())
+    return SentimentClassifier(PooledEncoder(encoder, pool_layers), head).eval()
+
+
+def export_onnx(out_dir: Path, encoder_dir: Path | None = None, head_path: Path = HEAD_PATH) -> None:
+    """Write out_dir/model.onnx (one graph, dynamic batch and sequence) and the tokenizer files."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder_dir = Path(encoder_dir) if encoder_dir else default_encoder_dir()
+    model = build_torch_classifier(encoder_dir, head_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+    tokenizer.model_max_length = MAX_TOKENS
+    # Trace on a padded batch of two different lengths, so no all-ones-mask shortcut can be taken.
+    sample = tokenizer(["a short one", "a somewhat longer example sentence for the trace"],
+                       padding=True, return_tensors="pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings from transformers internals; parity is tested
+        torch.onnx.export(
+            model,
+            (sample["input_ids"], sample["attention_mask"]),
+            str(out_dir / "model.onnx"),
+            dynamo=False,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["probabilities"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                          "attention_mask": {0: "batch", 1: "sequence"},
+                          "probabilities": {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            external_data=False,
+        )
+    tokenizer.save_pretrained(str(out_dir))
+    head_meta_path = Path(head_path)
+    with safe_open(str(head_meta_path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    (out_dir / "sentiment_head.json").write_text(json.dumps({"labels": list(LABELS), **meta}, indent=1))
+    metrics = head_meta_path.with_name("sentiment_metrics.json")
+    if metrics.is_file() and head_meta_path == HEAD_PATH:
+        shutil.copy(metrics, out_dir / "sentiment_metrics.json")
+
+
+PARITY_TEXTS = (
+    "Great service, thank you!",
+    "My flight was delayed four hours and nobody told us anything, worst airline ever.",
+    "ok",
+    "The new phone arrived today. Battery life seems fine so far, camera is decent, "
+    "but the software update broke my calendar sync and support has not answered in two days.",
+)
+
+
+def parity_report(out_dir: Path, encoder_dir: Path | None = None, head_path: Path = HEAD_PATH,
+                  texts: tuple[str, ...] = PARITY_TEXTS) -> dict:
+    """PyTorch vs ONNX Runtime probabilities: each text alone (several lengths) and all as one padded batch."""
+    import onnxruntime as ort
+
+    out_dir = Path(out_dir)
+    model = build_torch_classifier(encoder_dir, head_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+    session = ort.InferenceSession(str(out_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    cases = [[t] for t in texts] + [list(texts)]
+    worst, lengths, rows = 0.0, set(), []
+    for batch in cases:
+        enc = tokenizer(batch, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="np")
+        ids, mask = enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        got = session.run(["probabilities"], {"input_ids": ids, "attention_mask": mask})[0]
+        diff = float(np.abs(ref - got).max())
+        worst = max(worst, diff)
+        lengths.update(int(n) for n in mask.sum(1))
+        rows.append({"batch": len(batch), "padded_length": int(ids.shape[1]), "max_abs_diff": diff})
+    return {"max_abs_diff": worst, "token_lengths": sorted(lengths), "cases": rows, "tolerance": 1e-4,
+            "ok": worst <= 1e-4}

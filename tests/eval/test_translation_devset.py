@@ -1,0 +1,85 @@
+import re
+from collections import Counter
+
+import pytest
+
+from eval.translation import DEVSET_PATH, FIELDS, direction, load_devset
+from models.languages import detect_language
+
+ITEMS = load_devset()
+HAN = re.compile(r"[\u4e00-\u9fff]")
+KANA = re.compile(r"[\u3041-\u30ff]")
+HANGUL = re.compile(r"[\uac00-\ud7af]")
+
+
+def by_direction(key):
+    return [item for item in ITEMS if direction(item) == key]
+
+
+def test_counts_per_direction():
+    counts = Counter(direction(item) for item in ITEMS)
+    assert counts["en-zh"] >= 35
+    assert counts["zh-en"] >= 35
+    for key in ("en-ja", "en-fr", "en-de", "en-es", "en-ko"):
+        assert counts[key] >= 5, key
+    assert len(ITEMS) >= 95
+
+
+def test_every_line_has_exactly_the_fields_and_none_is_empty():
+    for item in ITEMS:
+        assert tuple(item) == FIELDS
+        assert all(isinstance(item[f], str) and item[f].strip() == item[f] and item[f] for f in FIELDS)
+    assert DEVSET_PATH.read_text(encoding="utf-8").count("\n") == len(ITEMS)
+
+
+def test_no_duplicates():
+    assert len({item["id"] for item in ITEMS}) == len(ITEMS)
+    assert len({(direction(item), item["source"]) for item in ITEMS}) == len(ITEMS)
+    assert len({(direction(item), item["reference"]) for item in ITEMS}) == len(ITEMS)
+
+
+def test_ids_name_their_direction():
+    for item in ITEMS:
+        assert item["id"].startswith(direction(item) + "-")
+
+
+def test_main_directions_are_not_mirrors_of_each_other():
+    en_zh, zh_en = by_direction("en-zh"), by_direction("zh-en")
+    assert not {i["source"] for i in en_zh} & {i["reference"] for i in zh_en}
+    assert not {i["reference"] for i in en_zh} & {i["source"] for i in zh_en}
+
+
+def test_scripts_match_languages():
+    for item in ITEMS:
+        for field, lang in (("source", item["src_lang"]), ("reference", item["tgt_lang"])):
+            text = item[field]
+            if lang == "zh":
+                assert HAN.search(text) and not KANA.search(text), item["id"]
+            elif lang == "ja":
+                assert KANA.search(text), item["id"]
+            elif lang == "ko":
+                assert HANGUL.search(text), item["id"]
+            else:
+                assert not HAN.search(text), item["id"]
+
+
+def test_every_text_is_detected_as_its_declared_language():
+    # Cross-checks the labels and the detector on text it was not written against.
+    wrong = [
+        (item["id"], field)
+        for item in ITEMS
+        for field, lang in (("source", item["src_lang"]), ("reference", item["tgt_lang"]))
+        if detect_language(item[field]) != lang
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("key", ["en-zh", "zh-en"])
+def test_main_directions_are_varied(key):
+    items = by_direction(key)
+    domains = Counter(item["domain"] for item in items)
+    assert set(domains) == {"business", "tech", "daily", "numbers"}
+    assert min(domains.values()) >= 5
+    assert sum(bool(re.search(r"\d", item["source"])) for item in items) >= 5
+    assert any(len(re.findall(r"[.!?。！？]", item["source"])) >= 2 for item in items)  # multi-sentence items
+    assert all(len(item["source"]) <= 200 for item in items)
