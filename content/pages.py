@@ -5,10 +5,10 @@ Data access only (no gradio): the Guide tab (demos/guide.py) and the tests read 
 Layout: ``content/<lang>/<page-id>.md``. Front matter keys: ``id`` (= file stem), ``title``, ``nav`` (short
 label for the page switcher), ``order``, ``updated`` (YYYY-MM), ``summary``. Section headings carry a language-independent anchor in the
 Pandoc/kramdown attribute syntax, ``## 训练算力 {#training-flops}``, so a link such as
-``?tab=guide&page=costs&lang=en#training-flops`` lands on the same section in either language.
+``?tab=guide&doc=costs&lang=en#training-flops`` lands on the same section in either language.
 
 Links inside pages are either external (``https://...``) or site-relative:
-``?tab=<tab-id>[&key=value...]`` opens a tab (``?tab=guide&page=<id>&lang=<zh|en>[#anchor]`` a guide page),
+``?tab=<tab-id>[&key=value...]`` opens a tab (``?tab=guide&doc=<id>&lang=<zh|en>[#anchor]`` a guide page),
 ``#anchor`` jumps within the page.
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ def is_internal(url: str) -> bool:
 
 
 def parse_internal_link(url: str) -> InternalLink:
-    """Split ``?tab=guide&page=costs&lang=en#memory`` into tab, other params and anchor.
+    """Split ``?tab=guide&doc=costs&lang=en#memory`` into tab, other params and anchor.
 
     Raises ValueError for anything that is not a site-relative link.
     """
@@ -106,7 +106,7 @@ def parse_internal_link(url: str) -> InternalLink:
 
 
 def guide_url(page_id: str, lang: str, anchor: str | None = None) -> str:
-    url = f"?tab=guide&page={quote(page_id)}&lang={quote(lang)}"
+    url = f"?tab=guide&doc={quote(page_id)}&lang={quote(lang)}"
     return f"{url}#{anchor}" if anchor else url
 
 

@@ -21,6 +21,7 @@ from gradio.components.plot import PlotData
 
 from demos import attention_figures as figures
 from models import attention_analysis as analysis
+from models.languages import LANGUAGES as TRANSLATION_LANGUAGES
 
 MAX_TOKENS = 512
 TABLE_SIDE = 128  # the on-page matrix table shows at most this many tokens per side (pooled above); CSV is full
@@ -42,7 +43,7 @@ VIEWS = [
     ("Head statistics 注意力头统计", "stats"),
     ("Translation alignment 翻译对齐", "alignment"),
 ]
-LANGUAGES = [("English", "en"), ("中文", "zh")]
+LANGUAGES = [(lang.native_name, code) for code, lang in TRANSLATION_LANGUAGES.items()]
 _SPECIAL = re.compile(r"^(\[[A-Z]+\]|<\|.*\|>|</?s>|<pad>|<unk>)$")
 _CSV_DIR = Path(tempfile.mkdtemp(prefix="attention-csv-"))
 _CSV_MAX_AGE_S = 3600
@@ -191,8 +192,9 @@ def render(cache: dict, view: str, layer: int, head, selected, mode: str, per_he
         by_layer = (cache["rollout"][:, flow.selected, :].sum(1) if use_rollout
                     else analysis.paid_by_layer(att, flow.selected))
         fig = figures.token_view_figure(flow, tokens, by_layer, title=f"Token view · {what}")
-        table = pd.DataFrame({"token": labels, "paid by selection → this key": np.round(flow.paid, 4),
-                              "received by selection ← this query": np.round(flow.received, 4)})
+        table = pd.DataFrame({"token": labels,
+                              "paid by selection → this key": np.round(flow.paid.astype(np.float64), 4),
+                              "received by selection ← this query": np.round(flow.received.astype(np.float64), 4)})
         csv_text = analysis.table_to_csv(list(table.columns), table.values.tolist())
         chosen = ", ".join(labels[i] for i in flow.selected)
         note = f"Selected: {chosen}. Bars sum the selected rows (paid) and columns (received) of {what}."
@@ -213,7 +215,7 @@ def render(cache: dict, view: str, layer: int, head, selected, mode: str, per_he
         stem = f"head_stats_{result.model_id}"
         bias = (" Causal model: row 0 is skipped and entropy_bits is biased low for short inputs; "
                 "compare heads with entropy_norm.") if result.causal else ""
-        note = f"{n_layers * n_heads} heads; click a column header to sort.{bias}"
+        note = f"{n_layers * n_heads} heads; the table under 'Head statistics' sorts by any column header.{bias}"
     elif view == "alignment":
         if result.source_span is None or result.target_span is None:
             fig = figures.message_figure("Translation alignment needs a translation: "
@@ -250,7 +252,7 @@ def render(cache: dict, view: str, layer: int, head, selected, mode: str, per_he
 def _summary(result) -> str:
     n_layers, n_heads, t, _ = result.attentions.shape
     kind = "decoder, causal mask 因果掩码" if result.causal else "encoder, bidirectional 双向"
-    cut = f" Inputs are limited to {MAX_TOKENS} tokens." if t >= MAX_TOKENS else ""
+    cut = f" Input cut to its first {t} tokens (limit {MAX_TOKENS})." if getattr(result, "truncated", False) else ""
     return f"**{result.model_id}** · {kind} · {t} tokens · {n_layers} layers × {n_heads} heads.{cut}"
 
 
@@ -295,15 +297,12 @@ def run_translation(text, source, target, layer, head, selected, mode, per_head_
     text = _check_text(text)
     if source == target:
         raise gr.Error("Source and target language are the same. 源语言和目标语言相同。")
-    if {source, target} - {code for _, code in LANGUAGES}:
-        raise gr.Error(f"Languages must be among {[code for _, code in LANGUAGES]}; got {source!r} → {target!r}.")
     result = _call(_backend().translation_attention, text, source, target)
     if result.source_span is None or result.target_span is None:
         raise gr.Error("The translation run returned no source/target spans; cannot align.")
     cache = analyse(result)
     n_layers = result.attentions.shape[0]
-    # middle layers tend to align best in decoder LLMs; a starting point, the sliders change it
-    align_range = (n_layers // 4, (3 * n_layers) // 4)
+    align_range = (0, n_layers - 1)  # all layers: no layer choice is known to be best for every sentence
     outputs = _after_run(cache, "alignment", layer, head, selected, mode, per_head_scale, image_format, align_range)
     return outputs + [
         gr.update(maximum=n_layers - 1, value=align_range[0]),
@@ -368,7 +367,7 @@ def build(demo: gr.Blocks) -> None:
             gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples 示例")
         with gr.Column(scale=2):
             model = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None,
-                                label="Model 模型", info="MiniLM is English-only; use the decoder for Chinese.")
+                                label="Model 模型", info="MiniLM was trained on English text; for Chinese the decoder is more telling.")
             run = gr.Button("Show attention 查看注意力", variant="primary")
     with gr.Accordion("Translation alignment 翻译对齐 (translate, then align generated and source tokens)", open=False):
         with gr.Row():

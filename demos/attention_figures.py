@@ -168,7 +168,7 @@ def model_view_figure(
             hovertemplate="%{y}<br>→ %{x}<br>" + value + "<extra></extra>",
         )
     )
-    tile_px = int(np.clip(760 / n_heads, 34, 110))
+    tile_px = int(np.clip(min(760 / n_heads, 1700 / n_layers), 34, 110))  # 30 layers stay under ~1800 px
     stride = bins + gap
     fig.update_xaxes(
         type="category", side="top", showgrid=False, tickmode="array",

@@ -4,8 +4,6 @@ All arithmetic lives in costs/; this module builds the form, the plotly figures 
 """
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 import plotly.graph_objects as go
 

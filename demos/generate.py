@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import gradio as gr
@@ -87,7 +88,7 @@ def run_generation(prompt, mode, history, system, max_new_tokens, temperature, t
 
 def generate_api(prompt: str, mode: str = "chat", max_new_tokens: int = 256, temperature: float = 0.7,
                  top_k: int = 50, top_p: float = 0.95, repetition_penalty: float = 1.1, seed: int | None = None,
-                 stop: str = "", system_prompt: str = ""):
+                 stop: str = "", system_prompt: str = "") -> Iterator[str]:
     """Generate text with SmolLM2-135M-Instruct (ONNX Runtime), streaming the text so far.
 
     mode: "chat" (chat template, one user turn) or "completion" (continues raw text). temperature 0 = greedy.

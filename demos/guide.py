@@ -1,10 +1,11 @@
 """Guide tab: the site's bilingual pages (content/) with a page switcher and a remembered language.
 
-Deep links: ``?tab=guide&page=<page-id>&lang=zh|en[#anchor]`` open a page (app.py selects the tab, the
+Deep links: ``?tab=guide&doc=<page-id>&lang=zh|en[#anchor]`` open a page (app.py selects the tab, the
 load handler here picks page and language). The language toggle is kept in the browser (gr.BrowserState);
 a ``lang=`` in the URL wins over it for that visit without overwriting the stored choice.
 """
 from __future__ import annotations
+
 
 import gradio as gr
 
@@ -41,11 +42,11 @@ def show_page(page_id: str, lang: str) -> str:
 
 
 def open_from_url(stored_lang: str | None, request: gr.Request | None):
-    """On page load: language from ?lang= (else the remembered one), page from ?page= (else the first)."""
+    """On page load: language from ?lang= (else the remembered one), page from ?doc= (else the first)."""
     params = dict(request.query_params) if request is not None else {}
     lang = _valid_lang(params.get("lang")) or _valid_lang(stored_lang) or pages.DEFAULT_LANG
     ids = pages.page_ids(lang)
-    wanted = (params.get("page") or "").strip().lower()
+    wanted = (params.get("doc") or "").strip().lower()
     page_id = wanted if wanted in ids else ids[0]
     if wanted and wanted not in ids and (params.get("tab") or "").strip().lower() == "guide":
         gr.Warning(f"Unknown guide page '{wanted}' · 没有这个页面，已打开首页")

@@ -156,10 +156,17 @@ def export_onnx(out_dir: Path, encoder_dir: Path | None = None, head_path: Path 
     head_meta_path = Path(head_path)
     with safe_open(str(head_meta_path), framework="pt") as fh:
         meta = fh.metadata() or {}
-    (out_dir / "sentiment_head.json").write_text(json.dumps({"labels": list(LABELS), **meta}, indent=1))
+    (out_dir / "sentiment_head.json").write_text(json.dumps({k: _json_or_str(v) for k, v in meta.items()}, indent=1))
     metrics = head_meta_path.with_name("sentiment_metrics.json")
     if metrics.is_file() and head_meta_path == HEAD_PATH:
         shutil.copy(metrics, out_dir / "sentiment_metrics.json")
+
+
+def _json_or_str(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 PARITY_TEXTS = (

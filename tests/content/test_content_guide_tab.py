@@ -29,7 +29,7 @@ def test_guide_tab_builds_inside_blocks_with_switcher_language_toggle_and_browse
 
 
 def test_deep_link_opens_the_named_page_in_the_named_language():
-    lang, page, text = guide.open_from_url("zh", _request(tab="guide", page="costs", lang="en"))
+    lang, page, text = guide.open_from_url("zh", _request(tab="guide", doc="costs", lang="en"))
     assert lang.value == "en"
     assert page.value == "costs"
     assert text == pages.render(pages.get_page("costs", "en"))
@@ -37,7 +37,7 @@ def test_deep_link_opens_the_named_page_in_the_named_language():
 
 
 def test_remembered_language_is_used_when_the_link_names_none():
-    lang, page, text = guide.open_from_url("en", _request(tab="guide", page="primer"))
+    lang, page, text = guide.open_from_url("en", _request(tab="guide", doc="primer"))
     assert (lang.value, page.value) == ("en", "primer")
     assert pages.get_page("primer", "en").title in text
 
@@ -48,7 +48,7 @@ def test_first_visit_defaults_to_chinese_and_the_first_page():
 
 
 def test_unknown_page_or_language_in_the_url_falls_back_instead_of_failing():
-    lang, page, _ = guide.open_from_url("fr", _request(tab="guide", page="no-such-page", lang="xx"))
+    lang, page, _ = guide.open_from_url("fr", _request(tab="guide", doc="no-such-page", lang="xx"))
     assert (lang.value, page.value) == ("zh", pages.page_ids("zh")[0])
 
 

@@ -67,9 +67,9 @@ def _check_internal_link(page: pages.Page, url: str) -> None:
         return
     assert link.tab in pages.TAB_IDS, url
     if link.tab == "guide":
-        assert set(link.params) <= {"page", "lang"}, url
+        assert set(link.params) <= {"doc", "lang"}, url
         assert link.params.get("lang") in pages.LANGS, url
-        target = pages.get_page(link.params["page"], link.params["lang"])
+        target = pages.get_page(link.params["doc"], link.params["lang"])
         if link.anchor:
             assert link.anchor in target.anchors, f"{url}: no such heading"
     elif link.tab == "costs":
@@ -112,8 +112,8 @@ def test_rendered_page_turns_heading_anchors_into_html_ids(page):
 
 
 def test_internal_link_parser_splits_tab_params_and_anchor():
-    link = pages.parse_internal_link("?tab=guide&page=costs&lang=en#memory")
-    assert (link.tab, link.params, link.anchor) == ("guide", {"page": "costs", "lang": "en"}, "memory")
+    link = pages.parse_internal_link("?tab=guide&doc=costs&lang=en#memory")
+    assert (link.tab, link.params, link.anchor) == ("guide", {"doc": "costs", "lang": "en"}, "memory")
     with pytest.raises(ValueError):
         pages.parse_internal_link("/costs")
 

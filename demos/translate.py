@@ -1,0 +1,102 @@
+"""Translate tab: English <-> 中文 (and ja/ko/fr/de/es) with Qwen2.5-Coder-0.5B-Instruct from ONNX Runtime."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import gradio as gr
+
+from demos.common import badge, user_error
+from models.languages import LANGUAGES, display_choices
+from models.paths import REPO_ROOT
+from models.translate import MAX_INPUT_CHARS, get_translator, translate_stream
+
+SCORES_FILE = REPO_ROOT / "eval" / "results" / "translation_scores.json"
+EXAMPLES = [
+    ["Startups that build on large language models must keep inference costs under control.", "en", "zh"],
+    ["Our team ships a new version every week and talks to customers every day.", "en", "zh"],
+    ["大模型创业公司最重要的优势往往是独特的数据和对行业的深刻理解。", "zh", "en"],
+    ["我们计划下个季度在上海开设第二个办公室。", "auto", "en"],
+    ["The meeting has been moved to Thursday afternoon.", "en", "ja"],
+    ["Where is the nearest train station?", "en", "fr"],
+]
+
+
+def model_card() -> str:
+    lines = [
+        "**Model**: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, dequantized, exported to ONNX) · prompted as a translator "
+        "that outputs only the translation · greedy decoding, sentence by sentence.",
+        f"**Input limit**: {MAX_INPUT_CHARS:,} characters per request; long text is split into sentences and "
+        "paragraph breaks are kept. 单次最多 {0:,} 个字符，长文本按句翻译并保留段落。".format(MAX_INPUT_CHARS),
+    ]
+    try:
+        scores = json.loads(SCORES_FILE.read_text())
+        rows = ["| direction | chrF | BLEU | items |", "|---|---|---|---|"]
+        for direction, s in scores.get("directions", scores.get("scores", {})).items():
+            rows.append(f"| {direction} | {s.get('chrf', float('nan')):.1f} | {s.get('bleu', float('nan')):.1f} | {s.get('n', '')} |")
+        lines.append("**Quality on our own dev set** (eval/translation_devset.jsonl, `python -m eval.translation`):\n\n"
+                     + "\n".join(rows))
+    except (OSError, ValueError, AttributeError):
+        lines.append("Quality scores: run `python -m eval.translation --json` to measure them on the dev set.")
+    lines.append("Limits: a 0.5B model — fine for everyday and business sentences, weaker on idioms, rare terms and "
+                 "long sentences; it can occasionally answer instead of translating. Check important text.")
+    return "\n\n".join(lines)
+
+
+def run_translation(text: str, source: str, target: str):
+    """UI handler: streams (translation, badge)."""
+    try:
+        lm = get_translator()
+        update = None
+        for update in translate_stream(text, source, target):
+            extra = f"{update.segments_done}/{update.segments_total} segments · {update.tokens} tokens"
+            if update.note:
+                extra += f" · {update.note}"
+            yield update.text, badge(lm.info.provider, lm.info.precision, update.tokens_per_s, update.ttft_ms, extra)
+    except ValueError as exc:
+        raise user_error(exc) from None
+
+
+def translate_api(text: str, source: str = "auto", target: str = "zh") -> Iterator[str]:
+    """Translate text. source/target are ISO codes: en, zh, ja, ko, fr, de, es (source may be "auto").
+
+    Streams the translation so far; paragraph breaks are kept. Errors (empty text, same languages,
+    unsupported code, text over the limit) come back as a clear message.
+    """
+    try:
+        for update in translate_stream(text, source, target):
+            yield update.text
+    except ValueError as exc:
+        raise user_error(exc) from None
+
+
+def swap(source: str, target: str, text: str, translation: str):
+    """Swap languages (and move the translation into the input, as translators do)."""
+    new_target = source if source in LANGUAGES else ("en" if target != "en" else "zh")
+    return target, new_target, translation or text, ""
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown("Translate between English and 中文 (and 日本語, 한국어, Français, Deutsch, Español), "
+                "streamed from ONNX Runtime. 中英互译（以及日、韩、法、德、西），由 ONNX Runtime 实时生成。")
+    with gr.Row(equal_height=True):
+        source = gr.Dropdown(display_choices(include_auto=True), value="auto", label="From 源语言", scale=4)
+        swap_btn = gr.Button("⇄ Swap 交换", scale=1, min_width=80)
+        target = gr.Dropdown(display_choices(), value="zh", label="To 目标语言", scale=4)
+    with gr.Row():
+        text = gr.Textbox(label="Text 原文", lines=8, max_lines=20, max_length=MAX_INPUT_CHARS,
+                          placeholder="Type or paste text… 输入或粘贴文本…", info=f"up to {MAX_INPUT_CHARS:,} characters")
+        output = gr.Textbox(label="Translation 译文", lines=8, max_lines=20, interactive=False, buttons=["copy"])
+    with gr.Row():
+        run_btn = gr.Button("Translate 翻译", variant="primary")
+        stop_btn = gr.Button("Stop 停止", variant="stop")
+    status = gr.Markdown()
+    gr.Examples(EXAMPLES, [text, source, target], label="Examples 示例")
+    with gr.Accordion("Model card 模型说明", open=False):
+        gr.Markdown(model_card())
+
+    event = run_btn.click(run_translation, [text, source, target], [output, status], api_visibility="private",
+                          concurrency_limit=2, concurrency_id="decoder")
+    stop_btn.click(None, None, None, cancels=[event], api_visibility="private")
+    swap_btn.click(swap, [source, target, text, output], [source, target, text, output], api_visibility="private")
+    gr.api(translate_api, api_name="translate", concurrency_limit=2, concurrency_id="decoder")

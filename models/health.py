@@ -1,0 +1,31 @@
+"""What is exported, what is loaded and on which provider: for /health and the status line."""
+from __future__ import annotations
+
+from models.registry import REGISTRY
+from models.runtime import loaded_sessions, manifest, runtime_summary, RuntimeUnavailable
+
+
+def health_report() -> dict:
+    loaded = {info.model_id: info for info in loaded_sessions()}
+    models = []
+    for model_id, spec in REGISTRY.items():
+        entry = {"id": model_id, "task": spec.task}
+        try:
+            entry["variants"] = sorted(manifest(model_id).get("variants", {}))
+            entry["exported"] = True
+        except RuntimeUnavailable:
+            entry["exported"] = False
+        if model_id in loaded:
+            entry.update(loaded=True, provider=loaded[model_id].provider, precision=loaded[model_id].precision)
+        else:
+            entry["loaded"] = False
+        models.append(entry)
+    from models.generation import ACTIVE
+
+    summary = runtime_summary()
+    return {
+        "status": "ok" if all(m["exported"] for m in models) and not summary["device_error"] else "degraded",
+        "runtime": summary,
+        "models": models,
+        "active_generations": ACTIVE.value,
+    }

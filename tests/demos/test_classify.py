@@ -1,0 +1,140 @@
+"""Classify tab: handlers, errors as gr.Error, the `classify` API, batch mode with 1,000 lines, model card.
+
+Uses the real exported classifier (exported once per test session into the session's temp dir)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import gradio as gr
+import pytest
+
+from demos import classify
+from models import runtime, sentiment, tokenization
+
+
+@pytest.fixture(scope="session")
+def real_export(tmp_path_factory):
+    from export.sentiment import export_onnx
+
+    root = tmp_path_factory.getbasetemp() / "sentiment-real"
+    out = root / "onnx" / sentiment.MODEL_ID
+    if not (out / "build.json").is_file():
+        export_onnx(out)
+        (out / "build.json").write_text(json.dumps(
+            {"variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(real_export):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_MODEL_DIR", str(real_export.parent.parent))
+        mp.setenv("MODEL_DEVICE", "cpu")
+        runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
+        tokenization._load.cache_clear()
+        yield
+        runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
+        tokenization._load.cache_clear()
+
+
+def _blocks():
+    with gr.Blocks() as demo:
+        classify.build(demo)
+    return demo
+
+
+def test_api_named_classify_takes_text_and_returns_a_label():
+    demo = _blocks()
+    fns = [fn for fn in demo.fns.values() if fn.api_name == "classify"]
+    assert len(fns) == 1
+    fn = fns[0]
+    assert [type(b) for b in fn.inputs] == [gr.Textbox] and [type(b) for b in fn.outputs] == [gr.Label]
+    # the other events stay out of the public API
+    public = [f.api_name for f in demo.fns.values() if f.api_visibility == "public"]
+    assert public == ["classify"]
+
+
+def test_classify_text_gives_probabilities_and_the_right_label(model):
+    probs = classify.classify_text("I absolutely love this, thank you so much!")
+    assert set(probs) == set(sentiment.LABELS) and max(probs, key=probs.get) == "positive"
+    probs = classify.classify_text("This is the worst service I have ever had.")
+    assert max(probs, key=probs.get) == "negative"
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_empty_text_is_a_gr_error(model, text):
+    with pytest.raises(gr.Error, match="empty"):
+        classify.classify_text(text)
+
+
+def test_explain_text_highlights_each_word_in_range(model):
+    words, note = classify.explain_text("the flight was awful")
+    assert [w for w, _ in words] == ["the ", "flight ", "was ", "awful"]
+    assert all(-1.0 <= s <= 1.0 for _, s in words) and max(abs(s) for _, s in words) == 1.0
+    assert "awful" == max(words, key=lambda ws: ws[1])[0]  # the word that carries the prediction
+    assert "largest change" in note
+    _, long_note = classify.explain_text("nice " * 300)
+    assert "first 128 tokens" in long_note
+
+
+def test_batch_mode_1000_pasted_lines_table_and_csv(model):
+    lines = [("I love it " if i % 2 else "I hate it ") + str(i) for i in range(1000)]
+    table, path, summary = classify.classify_batch(None, "\n".join(lines))
+    assert list(table.columns) == list(sentiment.BATCH_COLUMNS) and len(table) == 1000
+    assert table["text"].tolist() == lines
+    assert (table["label"][1::2] == "positive").mean() > 0.95 and (table["label"][::2] == "negative").mean() > 0.95
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == list(sentiment.BATCH_COLUMNS) and len(rows) == 1001
+    assert summary.startswith("1,000 texts")
+
+
+def test_batch_mode_csv_upload(model, tmp_path):
+    up = tmp_path / "reviews.csv"
+    up.write_text("id,text\n1,Fantastic trip. Thanks!\n2,\"Lost my bag, again. Furious.\"\n", encoding="utf-8")
+    table, _, _ = classify.classify_batch(str(up), "")
+    assert table["label"].tolist() == ["positive", "negative"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"comment,label\nhi,pos\n", "no 'text' column"),
+    (b"", "empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+])
+def test_batch_mode_bad_uploads_are_gr_errors(tmp_path, content, message):
+    up = tmp_path / "bad.csv"
+    up.write_bytes(content)
+    with pytest.raises(gr.Error, match=message):
+        classify.classify_batch(str(up), "")
+
+
+def test_batch_mode_without_input_is_a_gr_error():
+    with pytest.raises(gr.Error, match="Upload"):
+        classify.classify_batch(None, "  ")
+
+
+def test_model_card_shows_data_balance_splits_metrics_and_limits():
+    metrics = sentiment.load_metrics()
+    assert metrics is not None, "models/weights/sentiment_metrics.json is missing"
+    card = classify.model_card_markdown(metrics)
+    assert f"{metrics['test']['accuracy']:.3f}" in card and f"{metrics['test']['macro_f1']:.3f}" in card
+    assert "negative 16,186" in card and "positive 6,954" in card
+    assert f"test {metrics['split_sizes']['test']:,}" in card
+    for phrase in ("English tweets", "Neutral", "domains"):
+        assert phrase in card
+    assert "Metrics appear here" in classify.model_card_markdown(None)
+
+
+def test_api_end_to_end_through_gradio_client(model):
+    from gradio_client import Client
+
+    demo = _blocks()
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        result = client.predict("What a fantastic, friendly crew. Loved it!", api_name="/classify")
+        assert result["label"] == "positive"
+        assert {c["label"] for c in result["confidences"]} == set(sentiment.LABELS)
+    finally:
+        demo.close()

@@ -1,0 +1,183 @@
+"""models.sentiment through onnxruntime, on a tiny random BERT exported here (no packaged model needed),
+plus batch-input parsing, which needs no model at all."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+from models import runtime, sentiment, tokenization
+
+WORDS = ("good bad great awful the a flight was is not very service thank you delay love hate it "
+         "ok fine today phone app late early crew bag lost").split()
+
+
+def _use_model_dir(monkeypatch, root):
+    """Point the shared runtime at `root` and forget sessions/tokenizers loaded from elsewhere."""
+    monkeypatch.setenv("LAB_MODEL_DIR", str(root))
+    monkeypatch.setenv("MODEL_DEVICE", "cpu")
+    runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
+    tokenization._load.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    from export.sentiment import SentimentHead, export_onnx, save_head
+
+    root = tmp_path_factory.mktemp("tiny-runtime")
+    enc = root / "encoder"
+    enc.mkdir()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, ",", ".", "!"]
+    (enc / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(enc / "vocab.txt")).save_pretrained(str(enc))
+    torch.manual_seed(1)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=160)).save_pretrained(str(enc))
+    head = SentimentHead(64, 16)
+    torch.nn.init.normal_(head.net[-1].weight, std=2.0)  # spread the probabilities so occlusion moves them
+    save_head(head, root / "head.safetensors", [1, 2])
+    out = root / "onnx" / sentiment.MODEL_ID
+    export_onnx(out, encoder_dir=enc, head_path=root / "head.safetensors")
+    (out / "build.json").write_text(json.dumps(
+        {"variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
+    return root
+
+
+@pytest.fixture
+def tiny(tiny_root, monkeypatch):
+    _use_model_dir(monkeypatch, tiny_root)
+    yield tiny_root
+    runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
+    tokenization._load.cache_clear()
+
+
+def test_classify_returns_one_distribution_per_text_in_input_order(tiny):
+    texts = ["good", "the flight was very late and the crew lost my bag", "bad", "thank you"]
+    out = sentiment.classify(texts)
+    assert len(out) == 4 and all(tuple(d) == sentiment.LABELS for d in out)
+    assert all(abs(sum(d.values()) - 1) < 1e-5 for d in out)
+    # batching sorts by length internally; each result must still belong to its own text
+    alone = [sentiment.classify([t])[0] for t in texts]
+    for a, b in zip(out, alone):
+        assert max(abs(a[k] - b[k]) for k in a) < 1e-4
+
+
+def test_classify_batches_larger_than_one_onnx_call_and_reports_progress(tiny):
+    texts = [" ".join(WORDS[i % 7: i % 7 + 1 + i % 5]) for i in range(sentiment.BATCH_SIZE * 2 + 5)]
+    seen = []
+    out = sentiment.classify(texts, progress=lambda done, total: seen.append((done, total)))
+    assert len(out) == len(texts)
+    assert seen[-1] == (len(texts), len(texts)) and len(seen) == 3
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([], "empty"), ([""], "empty"), (["   \n"], "empty"), (["ok", " "], r"#2 of 2"), ("good", "list"),
+    ([None], "not a string"),
+])
+def test_classify_rejects_bad_input_with_clear_messages(tiny, bad, message):
+    with pytest.raises(ValueError, match=message):
+        sentiment.classify(bad)
+
+
+def test_long_text_is_truncated_with_a_note_not_refused(tiny):
+    probs, note = sentiment.classify_one("good " * 400)
+    assert abs(sum(probs.values()) - 1) < 1e-5
+    assert "first 128 tokens" in note
+    assert sentiment.classify_one("good")[1] == ""
+
+
+def test_normalize_text_masks_links_and_handles():
+    assert sentiment.normalize_text("@united thanks!!  see https://t.co/x &amp; more") == \
+        "@user thanks!! see http & more"
+
+
+def test_saliency_scores_every_word_and_matches_manual_occlusion(tiny):
+    text = "the crew was very good today"
+    scores = sentiment.saliency(text)
+    assert [w for w, _ in scores] == ["the ", "crew ", "was ", "very ", "good ", "today"]
+    full = sentiment.classify([text])[0]
+    predicted = max(full, key=full.get)
+    without_good = sentiment.classify(["the crew was very today"])[0]
+    assert scores[4][1] == pytest.approx(full[predicted] - without_good[predicted], abs=1e-4)
+    assert any(abs(s) > 1e-4 for _, s in scores)
+
+
+def test_saliency_rejects_empty_text(tiny):
+    with pytest.raises(ValueError, match="empty"):
+        sentiment.saliency("  ")
+
+
+def test_batch_of_1000_lines_end_to_end(tiny, tmp_path):
+    lines = [f"{WORDS[i % len(WORDS)]} flight {i}" for i in range(1000)]
+    texts = sentiment.parse_batch("\n".join(lines))
+    rows = sentiment.batch_rows(texts)
+    assert len(rows) == 1000 and [r[0] for r in rows] == lines
+    assert all(r[1] in sentiment.LABELS for r in rows)
+    path = sentiment.write_batch_csv(rows, tmp_path / "out.csv")
+    again = sentiment.parse_batch(path)
+    assert again == lines
+
+
+def test_missing_export_is_a_clear_runtime_error(tmp_path, monkeypatch):
+    _use_model_dir(monkeypatch, tmp_path)
+    with pytest.raises(runtime.RuntimeUnavailable, match="python -m export"):
+        sentiment.classify(["good"])
+
+
+# ---------------------------------------------------------------- batch parsing (no model)
+
+
+def test_parse_batch_reads_csv_text_column(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text('id,Text,other\n1,"Great, really great",x\n2,,y\n3,awful service,z\n', encoding="utf-8")
+    assert sentiment.parse_batch(path) == ["Great, really great", "awful service"]
+
+
+def test_parse_batch_lines_and_pasted_csv():
+    assert sentiment.parse_batch("first one\n\n  second one  \n") == ["first one", "second one"]
+    assert sentiment.parse_batch("text,label\nhello there,pos\n") == ["hello there"]
+    assert sentiment.parse_batch(b"\xef\xbb\xbfone\ntwo") == ["one", "two"]  # UTF-8 BOM is fine
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("wrong.csv", b"sentence,label\nhi,pos\n", r"no 'text' column \(columns found: 'sentence', 'label'\)"),
+    ("empty.csv", b"", "is empty"),
+    ("blank.txt", b"  \n\n ", "is empty"),
+    ("header_only.csv", b"text\n", "no texts"),
+    ("sheet.csv", b"PK\x03\x04\x00\x00binary\x00stuff", "binary"),
+    ("latin1.txt", "caf\xe9 au lait\n".encode("latin-1"), "not UTF-8"),
+])
+def test_parse_batch_bad_files_have_clear_messages(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        sentiment.parse_batch(path)
+
+
+def test_parse_batch_limits(tmp_path):
+    too_many = tmp_path / "many.txt"
+    too_many.write_text("\n".join(f"line {i}" for i in range(sentiment.MAX_BATCH_ROWS + 1)))
+    with pytest.raises(ValueError, match="10,000"):
+        sentiment.parse_batch(too_many)
+    too_many_csv = tmp_path / "many.csv"
+    too_many_csv.write_text("text\n" + "\n".join(f"line {i}" for i in range(sentiment.MAX_BATCH_ROWS + 1)))
+    with pytest.raises(ValueError, match="10,000"):
+        sentiment.parse_batch(too_many_csv)
+    exactly = tmp_path / "exact.txt"
+    exactly.write_text("\n".join(f"line {i}" for i in range(sentiment.MAX_BATCH_ROWS)))
+    assert len(sentiment.parse_batch(exactly)) == sentiment.MAX_BATCH_ROWS
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * (sentiment.MAX_UPLOAD_BYTES + 1))
+    with pytest.raises(ValueError, match="5 MB"):
+        sentiment.parse_batch(big)
+    with pytest.raises(ValueError, match="no input"):
+        sentiment.parse_batch(None)
+
+
+def test_probabilities_array_order_matches_labels(tiny):
+    probs, truncated = sentiment.predict_proba(["good", "bad"])
+    assert probs.shape == (2, 3) and truncated == [False, False]
+    assert np.allclose([list(d.values()) for d in sentiment.classify(["good", "bad"])], probs, atol=1e-6)
