@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -26,9 +27,20 @@ def exporter_versions() -> dict[str, str]:
     return {pkg: version(pkg) for pkg in EXPORTER_PACKAGES}
 
 
+def gpu_precisions_wanted() -> bool:
+    """fp16 variants are built when a GPU will serve (CUDA provider present) or LAB_EXPORT_FP16=1."""
+    flag = os.environ.get("LAB_EXPORT_FP16")
+    if flag is not None:
+        return flag == "1"
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 def build_key(spec: ModelSpec) -> dict:
     return {
         "format": EXPORT_FORMAT,
+        "fp16": gpu_precisions_wanted() and spec.export.task != "custom",
         "source_sha256": source_sha256(spec),
         "repo_files": {f: sha256_file(REPO_ROOT / f) for f in spec.repo_files if (REPO_ROOT / f).is_file()},
         "settings": asdict(spec.export),
@@ -77,6 +89,12 @@ def export_model(spec: ModelSpec, force: bool = False, log=print) -> bool:
     if extra.is_file():
         variants = json.loads(extra.read_text())
         extra.unlink()
+    if build_key(spec)["fp16"]:
+        from export.fp16 import write_fp16_variant
+
+        log(f"  {spec.id}: writing the fp16 (GPU) variant")
+        variants["fp32"]["default_for"] = ["cpu"]
+        variants.update(write_fp16_variant(staging))
     manifest = {
         "model_id": spec.id,
         "key": build_key(spec),

@@ -76,8 +76,24 @@ def session_options() -> ort.SessionOptions:
     return options
 
 
+_dlls_loaded = False
+
+
+def _preload_cuda_libraries() -> None:
+    """onnxruntime-gpu finds CUDA/cuDNN from the nvidia-* pip packages (as torch installs them) this way."""
+    global _dlls_loaded
+    if not _dlls_loaded and hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls()
+        except Exception:  # libraries elsewhere on the system: the session check below still applies
+            pass
+        _dlls_loaded = True
+
+
 def create_session(path: Path, dev: str | None = None) -> ort.InferenceSession:
     dev = dev or device()
+    if dev == "cuda":
+        _preload_cuda_libraries()
     providers = [(CUDA, {"device_id": 0}), CPU] if dev == "cuda" else [CPU]
     session = ort.InferenceSession(str(path), sess_options=session_options(), providers=providers)
     used = session.get_providers()[0]

@@ -1,0 +1,75 @@
+"""Helpers shared by the API, security and browser tests that talk to a running site.
+
+`site_url` is the `live_site` fixture (tests/conftest.py), unless LAB_SITE_URL points at a site that is
+already running (handy while iterating: starting the site and loading its models takes a while).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+# What gradio_client says when a handler raised something other than gr.Error (the site sets show_error=False)
+GENERIC_ERRORS = ("has not enabled verbose error reporting", "Error raised.")
+TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "/')
+# Planted in the environment the site inherits (the security conftest sets it before the site starts)
+CANARY_ENV = "LAB_TEST_CANARY_SECRET"
+CANARY_VALUE = "canary-7f3a9c1e-not-a-real-secret"
+# Imported by the conftests at collection time, so before `live_site` starts the site with this environment.
+os.environ.setdefault(CANARY_ENV, CANARY_VALUE)
+
+
+@pytest.fixture(scope="session")
+def site_url(request) -> str:
+    external = os.environ.get("LAB_SITE_URL")
+    if external:
+        return external.rstrip("/") + "/"
+    return request.getfixturevalue("live_site")
+
+
+def get_health(url: str) -> tuple[int, dict]:
+    response = httpx.get(url + "health", timeout=15)
+    return response.status_code, response.json()
+
+
+def assert_healthy(url: str) -> dict:
+    status, report = get_health(url)
+    assert status == 200 and report["status"] == "ok", f"/health answered {status}: {report}"
+    return report
+
+
+def wait_for_active_generations(url: str, predicate, within_s: float) -> int:
+    """Poll /health until predicate(active_generations) holds; return the last value seen."""
+    deadline = time.monotonic() + within_s
+    while True:
+        active = get_health(url)[1]["active_generations"]
+        if predicate(active) or time.monotonic() > deadline:
+            return active
+        time.sleep(0.1)
+
+
+def secret_env_values() -> list[str]:
+    """Values a response must never contain: the planted canary and anything that looks like a credential."""
+    values = {CANARY_VALUE}
+    for name, value in os.environ.items():
+        if any(word in name.upper() for word in ("TOKEN", "SECRET", "PASSWORD", "API_KEY", "CREDENTIAL")) \
+                and len(value) >= 8:
+            values.add(value)
+    return sorted(values)
+
+
+def assert_no_leaks(text: str) -> None:
+    for marker in TRACEBACK_MARKERS:
+        assert marker not in text, f"a traceback leaked to the client: {text[:500]!r}"
+    for value in secret_env_values():
+        assert value not in text, "an environment secret leaked to the client"
+
+
+def assert_clear_message(message: str, expected: str) -> None:
+    """A gr.Error message a person can act on: not gradio's generic text, no traceback, says what is wrong."""
+    assert not any(generic in message for generic in GENERIC_ERRORS), \
+        f"generic error instead of a clear message (the handler raised something other than gr.Error): {message!r}"
+    assert_no_leaks(message)
+    assert expected.lower() in message.lower(), f"expected {expected!r} in the message, got {message!r}"
