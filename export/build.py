@@ -38,14 +38,15 @@ def gpu_precisions_wanted() -> bool:
 
 
 def build_key(spec: ModelSpec) -> dict:
-    return {
+    """As stored in build.json (JSON round trip: tuples become lists), so equality means "same build"."""
+    return json.loads(json.dumps({
         "format": EXPORT_FORMAT,
         "fp16": gpu_precisions_wanted() and spec.export.task != "custom",
         "source_sha256": source_sha256(spec),
         "repo_files": {f: sha256_file(REPO_ROOT / f) for f in spec.repo_files if (REPO_ROOT / f).is_file()},
         "settings": asdict(spec.export),
         "exporters": exporter_versions(),
-    }
+    }))
 
 
 def read_manifest(spec: ModelSpec) -> dict | None:

@@ -69,7 +69,7 @@ def build_prompt(lm: OnnxCausalLM, mode: str, prompt: str, history: list[dict] |
     """Token ids for the model and a note when something had to be trimmed to fit the context window."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    budget = lm.max_context - reserve
+    budget = lm.max_context - min(reserve, lm.max_context // 2)  # the prompt always keeps half the window
     tok = lm.tokenizer
     if mode == "completion":
         ids = tok(prompt, add_special_tokens=False)["input_ids"]

@@ -176,7 +176,7 @@ ACCEPTED_CASES = [
     pytest.param(tr(MIXED, "auto", "en"), _text, id="translate-mixed-scripts"),
     pytest.param(tr("Hello" + CONTROL + " world.", "en", "zh"), _text, id="translate-control-characters"),
     pytest.param(tr(IMG, "en", "zh"), _text, id="translate-html-injection"),
-    pytest.param(att(SCRIPT + " " + IMG), lambda r: "script" in _tokens(r) and "onerror" in _tokens(r),
+    pytest.param(att(SCRIPT + " " + IMG), lambda r: "script" in _tokens(r) and "alert" in _tokens(r),
                  id="attention-html-injection"),
     pytest.param(att(RTL), lambda r: re.search("[\u0590-\u06ff]", _tokens(r)), id="attention-right-to-left"),
     pytest.param(att(EMOJI, "smollm2-135m-instruct"), _tokens, id="attention-emoji"),

@@ -1,0 +1,54 @@
+"""Generate tab in a real browser: a streamed answer, Stop that really stops, completion mode on a phone."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.api.site_checks import get_health, wait_for_active_generations
+
+pytestmark = pytest.mark.e2e
+
+
+def test_generate_streams_an_answer_and_stop_stops_the_server(visit, site_url):
+    page = visit.open()
+    visit.tab("Generate 生成")
+    page.get_by_label("Prompt 提示词").fill("Tell me a long story about a robot who opens a bakery.")
+    page.get_by_label("number input for Max new tokens").fill("1024")
+    page.get_by_label("number input for Max new tokens").press("Enter")
+    page.get_by_role("button", name="Generate 生成", exact=True).click()
+
+    answer = page.get_by_test_id("bot").last
+    expect(answer).to_contain_text(" ")  # the first words have streamed in
+    assert get_health(site_url)[1]["active_generations"] >= 1
+    visit.screenshot("streaming")
+    page.get_by_role("button", name="Stop 停止").click()
+
+    assert wait_for_active_generations(site_url, lambda n: n == 0, 5) == 0, "the server kept decoding after Stop"
+    stopped_text = answer.inner_text()
+    time.sleep(1.5)
+    assert answer.inner_text() == stopped_text, "text kept arriving after Stop"
+    expect(page.get_by_test_id("user").last).to_contain_text("robot who opens a bakery")
+    expect(page.locator("#generate-badge")).to_contain_text("tokens/s")  # speed and provider shown
+    expect(page.locator("#generate-badge")).to_contain_text("CPU")
+    share = page.get_by_label("Share link (reproduces this run) 分享链接")
+    assert "tab=generate" in share.input_value() and "prompt=" in share.input_value()
+    visit.screenshot("stopped")
+
+
+def test_completion_mode_on_a_phone(mobile_visit, site_url):
+    page = mobile_visit.open()
+    page.get_by_text("completion", exact=True).click()
+    expect(page.get_by_label("Output 输出")).to_be_visible()
+    page.get_by_label("Prompt 提示词").fill("The three biggest costs of training a language model are")
+    page.get_by_label("number input for Max new tokens").fill("12")
+    page.get_by_label("number input for Max new tokens").press("Enter")
+    page.get_by_role("button", name="Generate 生成", exact=True).click()
+    output = page.get_by_label("Output 输出")
+    expect(output).not_to_have_value("")
+    expect(page.locator("#generate-badge")).to_contain_text("12 tokens")
+    assert wait_for_active_generations(site_url, lambda n: n == 0, 10) == 0
+    mobile_visit.screenshot("completion")
+    # the page fits the phone: nothing forces sideways scrolling
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
