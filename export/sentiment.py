@@ -175,12 +175,14 @@ PARITY_TEXTS = (
     "ok",
     "The new phone arrived today. Battery life seems fine so far, camera is decent, "
     "but the software update broke my calendar sync and support has not answered in two days.",
+    # longer than MAX_TOKENS: exercises the full 128-position range after truncation
+    "Honestly the trip started well: friendly gate agents, an early boarding call and a clean cabin. " * 8,
 )
 
 
 def parity_report(out_dir: Path, encoder_dir: Path | None = None, head_path: Path = HEAD_PATH,
                   texts: tuple[str, ...] = PARITY_TEXTS) -> dict:
-    """PyTorch vs ONNX Runtime probabilities: each text alone (several lengths) and all as one padded batch."""
+    """PyTorch vs ONNX Runtime probabilities: each text alone (3 to 128 tokens) and all as one padded batch."""
     import onnxruntime as ort
 
     out_dir = Path(out_dir)

@@ -45,8 +45,10 @@ FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 ALL_LAYERS = list(range(7))  # hidden_states[0] = embeddings, [1..6] = the six transformer layers
 BATCH = 512  # head mini-batch: large enough that a 30-epoch run takes seconds on 2 cores
 # Chosen with --explore on the validation split (see sentiment_metrics.json "exploration").
-DEFAULT_CONFIG = {"pool_layers": [4, 5, 6], "hidden": 256, "dropout": 0.2, "weight_decay": 1e-4,
+DEFAULT_CONFIG = {"pool_layers": [4, 5, 6], "hidden": 128, "dropout": 0.3, "weight_decay": 1e-2,
                   "lr": 2e-3, "epochs": 30}
+# The accuracy test re-scores this fixed sample of the test split through the ONNX graph.
+TEST_SAMPLE_STEP = 5  # every 5th row of the sorted test indices
 
 
 def log(msg: str) -> None:
@@ -247,10 +249,10 @@ def predict(head: SentimentHead, x: np.ndarray) -> np.ndarray:
 EXPLORE = [
     {"name": "linear, last layer", "pool_layers": [6], "hidden": 0},
     {"name": "linear, layers 4-6", "pool_layers": [4, 5, 6], "hidden": 0},
-    {"name": "MLP-256, last layer", "pool_layers": [6], "hidden": 256},
-    {"name": "MLP-256, layers 4-6", "pool_layers": [4, 5, 6], "hidden": 256},
-    {"name": "MLP-256, all 7", "pool_layers": ALL_LAYERS, "hidden": 256},
-    {"name": "MLP-256, layers 4-6, no class weights", "pool_layers": [4, 5, 6], "hidden": 256, "unweighted": True},
+    {"name": "MLP-128, last layer", "pool_layers": [6]},
+    {"name": "MLP-128, layers 4-6 (default)", "pool_layers": [4, 5, 6]},
+    {"name": "MLP-128, all 7 hidden states", "pool_layers": ALL_LAYERS},
+    {"name": "MLP-128, layers 4-6, no class weights", "pool_layers": [4, 5, 6], "unweighted": True},
 ]
 
 
@@ -314,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     for lab, m in test["per_class"].items():
         log(f"  {lab:>8}: precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1']:.3f} (n={m['support']})")
 
+    sample = sorted(range(len(y_te)), key=lambda i: split["splits"]["test"][i])[::TEST_SAMPLE_STEP]
+    sample_acc = round(float((probs[sample].argmax(1) == y_te[sample]).mean()), 4)
+    log(f"test sample (every {TEST_SAMPLE_STEP}th test row, n={len(sample)}): accuracy {sample_acc:.4f}")
+
     save_head(head, HEAD_PATH, cfg["pool_layers"], {"seed": SEED})
     sizes = {n: len(split["splits"][n]) for n in names}
     balance = {n: dict(Counter(LABELS[y] for y in data[n][1])) for n in names}
@@ -333,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         "corpus_class_balance": dict(Counter(r["label"] for r in rows)),
         "validation": {k: val[k] for k in ("accuracy", "macro_f1")},
         "test": test,
+        "test_sample": {"rows": f"every {TEST_SAMPLE_STEP}th of the sorted test row indices", "n": len(sample),
+                        "accuracy": sample_acc},
         "exploration": exploration or (json.loads(METRICS_PATH.read_text()).get("exploration", [])
                                        if METRICS_PATH.is_file() else []),
         "train_seconds": round(time.perf_counter() - t0, 1),

@@ -135,6 +135,44 @@ def ort_smollm2():
     return out
 
 
+@section("ort_smollm2_profile")
+def ort_profile():
+    """Where a decode step's time goes: ORT's profiler over 16 steps of the fp32 graph."""
+    import onnxruntime as ort
+
+    from models.paths import model_dir
+    from models.runtime import _preload_cuda_libraries, session_options
+
+    _preload_cuda_libraries()
+    options = session_options()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(OUT / "ort_profile")
+    lm = OnnxCausalLM(SMOLLM2.id, "fp32")
+    lm.session = ort.InferenceSession(str(model_dir(SMOLLM2.id) / "model.onnx"), sess_options=options,
+                                      providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"])
+    ids = chat_ids(lm.tokenizer, PROMPTS[0])
+    ort_decode(lm, ids, 17)
+    trace = json.loads(Path(lm.session.end_profiling()).read_text())
+    nodes = [e for e in trace if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    runs = [e for e in trace if e.get("name") == "model_run"]
+    by_provider, by_op = {}, {}
+    for e in nodes:
+        provider = e["args"].get("provider", "?")
+        by_provider[provider] = by_provider.get(provider, 0) + e["dur"]
+        op = e["args"].get("op_name", "?")
+        by_op[op] = by_op.get(op, 0) + e["dur"]
+    steps = max(1, len(runs))
+    top = sorted(by_op.items(), key=lambda kv: -kv[1])[:8]
+    summary = {"runs": len(runs), "nodes_per_run": len(nodes) / steps,
+               "run_us_median": statistics.median(e["dur"] for e in runs) if runs else None,
+               "node_us_per_run_by_provider": {k: v / steps for k, v in by_provider.items()},
+               "top_ops_us_per_run": {k: v / steps for k, v in top}}
+    rows.append(("ORT profile fp32 decode step", f"{summary['nodes_per_run']:.0f} nodes/run · run {summary['run_us_median']} us · "
+                 + ", ".join(f"{k}: {v:.0f} us" for k, v in summary["node_us_per_run_by_provider"].items())))
+    rows.append(("ORT profile top ops (us/run)", ", ".join(f"{k} {v / steps:.0f}" for k, v in top)))
+    return summary
+
+
 @section("ort_smollm2_streams")
 def ort_streams():
     lm = OnnxCausalLM(SMOLLM2.id, "fp16")

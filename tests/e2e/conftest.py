@@ -2,6 +2,7 @@
 Python package against the live site. Screenshots land in artifacts/screenshots/ (CI keeps artifacts/)."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -18,7 +19,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 DESKTOP = {"width": 1280, "height": 900}
 MOBILE = {"width": 390, "height": 844}
 # Model calls run on 2 shared CPU cores: allow for a slow answer, but not forever
-expect.set_options(timeout=60_000)
+expect.set_options(timeout=int(os.environ.get("LAB_E2E_TIMEOUT_MS", "60000")))
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +56,16 @@ class Visit:
         tab = page.get_by_role("tab", name=label, exact=True)
         if tab.count() and tab.first.is_visible():
             tab.first.click()
+            expect(page.get_by_role("tab", name=label, exact=True, selected=True)).to_be_visible()
         else:
             page.locator(".overflow-menu > button").click()
             page.locator(".overflow-dropdown").get_by_role("button", name=label, exact=True).click()
-        expect(page.get_by_role("tab", name=label, exact=True, selected=True)).to_be_visible()
+            expect(page.locator(".overflow-dropdown button.selected")).to_have_text(label)
+
+    def textbox(self, label: str):
+        """A textbox by its label. get_by_label cannot find textboxes with a copy button: the <label> that wraps
+        them labels its first control, the button."""
+        return self.page.locator("label").filter(has_text=label).locator("textarea, input").first
 
     def screenshot(self, step: str, full_page: bool = False) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,124 @@
+"""Translate (with swap), Attention (several views), the cost calculator (a preset) and the Guide (language
+toggle) in a real browser, asserting on what a person sees."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+DONE = re.compile(r"\b(\d+)/\1 segments")  # the translate badge once every segment is done
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option of a gr.Dropdown the way a person does: open it, click the entry."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    expect(page.get_by_label(label, exact=True)).to_have_value(option)
+
+
+def test_translate_then_swap_languages(visit):
+    page = visit.open()
+    visit.tab("Translate 翻译")
+    choose(page, "From 源语言", "English")
+    expect(page.get_by_label("To 目标语言", exact=True)).to_have_value("中文 (简体)")
+    page.get_by_label("Text 原文").fill("Good morning. The meeting has been moved to Thursday.")
+    page.get_by_role("button", name="Translate 翻译", exact=True).click()
+    output = visit.textbox("Translation 译文")
+    expect(page.get_by_text(DONE)).to_be_visible()  # e.g. "2/2 segments": the translation is complete
+    expect(output).to_have_value(CJK)
+    chinese = output.input_value()
+    visit.screenshot("translated")
+
+    page.get_by_role("button", name="⇄ Swap 交换").click()
+    expect(page.get_by_label("From 源语言", exact=True)).to_have_value("中文 (简体)")
+    expect(page.get_by_label("To 目标语言", exact=True)).to_have_value("English")
+    expect(page.get_by_label("Text 原文")).to_have_value(chinese)  # the translation moved into the input
+    expect(output).to_have_value("")
+    page.get_by_role("button", name="Translate 翻译", exact=True).click()
+    expect(page.get_by_text(DONE)).to_be_visible()
+    expect(output).to_have_value(re.compile(r"thursday|meeting|morning", re.IGNORECASE))
+    assert not CJK.search(output.input_value())
+    visit.screenshot("swapped")
+
+
+def test_attention_views(visit):
+    page = visit.open("?tab=attention")
+    expect(page.get_by_role("tab", name="Attention 注意力", selected=True)).to_be_visible()
+    page.get_by_role("button", name="Show attention 查看注意力").click()
+    note = page.get_by_text(re.compile(r"minilm-l6-v2 · encoder"))
+    expect(note).to_contain_text("6 layers × 12 heads")
+    expect(page.locator(".js-plotly-plot .heatmaplayer").first).to_be_visible()
+    expect(page.get_by_text("10: tired")).to_be_visible()  # token view preselects the last real word
+    expect(page.get_by_role("link", name=re.compile(r"KB"))).to_be_visible()  # the matrix as CSV
+    visit.screenshot("heatmap")
+
+    page.get_by_text("Model view 全部层×头", exact=True).click()
+    expect(page.get_by_text("Model view of all 6×12 heads")).to_be_visible()
+    visit.screenshot("model-view")
+    page.get_by_text("Token view 词元视图", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Selected: .*Bars sum the selected rows"))).to_be_visible()
+    page.get_by_text("Head statistics 注意力头统计", exact=True).click()
+    expect(page.get_by_text("72 heads; the table under")).to_be_visible()
+    visit.screenshot("head-stats")
+
+    choose(page, "Model 模型", "SmolLM2-135M (decoder, causal: 30 layers × 9 heads)")
+    page.get_by_text("Heatmap 热力图", exact=True).click()
+    page.get_by_role("button", name="Show attention 查看注意力").click()
+    expect(page.get_by_text(re.compile(r"smollm2-135m-instruct · decoder, causal"))).to_contain_text(
+        "30 layers × 9 heads")
+    visit.screenshot("decoder")
+
+
+def test_cost_calculator_preset(visit):
+    page = visit.open("?tab=costs")  # a deep link, as the guide pages link here
+    expect(page.get_by_role("tab", name="Cost calculator 成本计算", selected=True)).to_be_visible()
+    choose(page, "Model preset", "llama3-8b")
+    expect(page.get_by_label("Parameters N")).to_have_value("8.03e9")
+    expect(page.get_by_label("Training tokens D")).to_have_value("1.5e13")
+    page.get_by_role("button", name="Estimate", exact=True).click()
+    expect(page.get_by_role("heading", name="8.03B params · 15T tokens on H100-80GB")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"days on 1,024 GPUs"))).to_be_visible()
+    expect(page.get_by_role("cell", name="compute", exact=True)).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    assert "params=8.03e9" in page.url and "preset=llama3-8b" in page.url  # the state is shareable
+    visit.screenshot("llama3-8b")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: demos/costs_tab.py build(): when a visitor opens the site and clicks the Cost calculator tab after "
+    "the page has loaded, the 8 Training inputs (preset ... $/GPU-hour) stay under Gradio loading spinners "
+    "for ever and the overlay swallows clicks, so the preset dropdown cannot be opened. Reproduced with only "
+    "the Generate (or Classify) tab beside it; passing show_progress='hidden' to "
+    "demo.load(load_from_url, ...) makes it go away"))
+def test_cost_calculator_inputs_are_usable_after_switching_tabs(visit):
+    page = visit.open()
+    expect(page.get_by_test_id("status-tracker").locator("visible=true")).to_have_count(0)  # loading done
+    visit.tab("Cost calculator 成本计算")
+    page.get_by_label("Model preset", exact=True).click(timeout=10_000)
+    expect(page.get_by_role("option", name="llama3-8b", exact=True)).to_be_visible()
+
+
+def test_guide_language_toggle_is_remembered(mobile_visit):
+    page = mobile_visit.open()
+    mobile_visit.tab("Guide 创业指南")
+    guide = page.locator("#guide-page")
+    expect(guide).to_contain_text(CJK)  # Chinese by default
+    expect(page.get_by_label("机遇")).to_be_checked()
+    mobile_visit.screenshot("zh")
+
+    page.get_by_text("English", exact=True).click()
+    expect(page.get_by_label("Opportunities")).to_be_checked()  # the page switcher is relabelled
+    expect(guide).not_to_contain_text(CJK)
+    page.get_by_text("FAQ", exact=True).click()
+    expect(guide).to_contain_text(re.compile(r"\?"))
+    mobile_visit.screenshot("en-faq")
+
+    page.goto(mobile_visit.base_url + "?tab=guide")  # a new visit remembers the language
+    expect(page.get_by_label("Opportunities")).to_be_checked()
+    page.goto(mobile_visit.base_url + "?tab=guide&doc=costs&lang=zh")  # a deep link wins for that visit
+    expect(page.get_by_label("成本")).to_be_checked()
+    expect(guide).to_contain_text(CJK)
