@@ -88,12 +88,15 @@ def test_cost_calculator_preset(visit):
     visit.screenshot("llama3-8b")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: demos/costs_tab.py build(): when a visitor opens the site and clicks the Cost calculator tab after "
-    "the page has loaded, the 8 Training inputs (preset ... $/GPU-hour) stay under Gradio loading spinners "
-    "for ever and the overlay swallows clicks, so the preset dropdown cannot be opened. Reproduced with only "
-    "the Generate (or Classify) tab beside it; passing show_progress='hidden' to "
-    "demo.load(load_from_url, ...) makes it go away"))
+STUCK_SPINNERS = (
+    "BUG (demos/costs_tab.py and demos/guide.py build()): components that a demo.load event fills "
+    "(costs: load_from_url -> the 8 Training inputs; guide: open_from_url -> language and page radios) stay "
+    "under Gradio loading spinners for ever when the visitor opens that tab after the page has loaded, and "
+    "the overlay swallows clicks. Reproduced with only the Generate (or Classify) tab beside them; passing "
+    "show_progress='hidden' to those demo.load calls makes it go away. Deep links (?tab=costs) are not affected")
+
+
+@pytest.mark.xfail(strict=True, reason=STUCK_SPINNERS)
 def test_cost_calculator_inputs_are_usable_after_switching_tabs(visit):
     page = visit.open()
     expect(page.get_by_test_id("status-tracker").locator("visible=true")).to_have_count(0)  # loading done
@@ -102,23 +105,33 @@ def test_cost_calculator_inputs_are_usable_after_switching_tabs(visit):
     expect(page.get_by_role("option", name="llama3-8b", exact=True)).to_be_visible()
 
 
-def test_guide_language_toggle_is_remembered(mobile_visit):
+@pytest.mark.xfail(strict=True, reason=STUCK_SPINNERS)
+def test_guide_language_toggle_is_usable_after_switching_tabs_on_a_phone(mobile_visit):
     page = mobile_visit.open()
-    mobile_visit.tab("Guide 创业指南")
+    expect(page.get_by_test_id("status-tracker").locator("visible=true")).to_have_count(0)
+    mobile_visit.tab("Guide 创业指南")  # behind the ⋯ menu on a phone
+    page.get_by_text("English", exact=True).click(timeout=10_000)
+    expect(page.get_by_label("Opportunities")).to_be_checked()
+
+
+def test_guide_language_toggle_is_remembered(mobile_visit):
+    page = mobile_visit.open("?tab=guide")
     guide = page.locator("#guide-page")
-    expect(guide).to_contain_text(CJK)  # Chinese by default
+    expect(guide).to_contain_text("机遇：创业公司在哪里能赢")  # Chinese by default
     expect(page.get_by_label("机遇")).to_be_checked()
     mobile_visit.screenshot("zh")
 
     page.get_by_text("English", exact=True).click()
+    expect(guide).to_contain_text("Opportunities: where startups win")
+    expect(guide).not_to_contain_text("机遇：创业公司在哪里能赢")
     expect(page.get_by_label("Opportunities")).to_be_checked()  # the page switcher is relabelled
-    expect(guide).not_to_contain_text(CJK)
     page.get_by_text("FAQ", exact=True).click()
-    expect(guide).to_contain_text(re.compile(r"\?"))
+    expect(guide).to_contain_text("Frequently asked questions")
     mobile_visit.screenshot("en-faq")
 
     page.goto(mobile_visit.base_url + "?tab=guide")  # a new visit remembers the language
-    expect(page.get_by_label("Opportunities")).to_be_checked()
+    expect(guide).to_contain_text("Opportunities: where startups win")
     page.goto(mobile_visit.base_url + "?tab=guide&doc=costs&lang=zh")  # a deep link wins for that visit
+    expect(guide).to_contain_text("成本详解：计算器是怎么算的")
     expect(page.get_by_label("成本")).to_be_checked()
-    expect(guide).to_contain_text(CJK)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # fits the phone
