@@ -50,7 +50,7 @@ def build_site() -> gr.Blocks:
                 with gr.Tab(label, id=tab_id):
                     build(demo)
         status.build(demo)
-        demo.load(select_tab_from_url, None, tabs, api_visibility="private")
+        demo.load(select_tab_from_url, None, tabs, api_visibility="private", show_progress="hidden")
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo
 

@@ -481,7 +481,7 @@ def build(demo: gr.Blocks) -> None:
     url_inputs = [preset, params, active, tokens, gpu, gpus, mfu, price]  # order of urlstate.QUERY_KEYS
     for component in url_inputs:
         component.change(None, url_inputs, None, js=urlstate.SYNC_URL_JS, api_visibility="private")
-    demo.load(load_from_url, None, url_inputs, api_visibility="private").then(
+    demo.load(load_from_url, None, url_inputs, api_visibility="private", show_progress="hidden").then(
         estimate_training, form, outputs, api_visibility="private")
 
     m_run.click(plan_memory, [m_preset, m_params, m_opt, m_zero, m_tp, m_dp, m_mb, m_seq, m_rec, m_gpu],

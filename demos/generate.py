@@ -176,4 +176,4 @@ def build(demo: gr.Blocks) -> None:
                  api_visibility="private")
     gr.api(generate_api, api_name="generate", concurrency_limit=2, concurrency_id="decoder")
     demo.load(apply_query, None, [prompt, mode, system, max_new, temperature, top_k, top_p, rep, seed, stop],
-              api_visibility="private")
+              api_visibility="private", show_progress="hidden")

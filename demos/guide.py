@@ -75,5 +75,6 @@ def build(demo: gr.Blocks) -> None:
     lang_radio.input(change_language, [lang_radio, page_radio], [page_radio, text, stored_lang],
                      api_visibility="private")
     page_radio.input(show_page, [page_radio, lang_radio], text, api_visibility="private")
-    demo.load(open_from_url, [stored_lang], [lang_radio, page_radio, text], api_visibility="private").then(
+    demo.load(open_from_url, [stored_lang], [lang_radio, page_radio, text], api_visibility="private",
+              show_progress="hidden").then(
         None, None, None, js=_SCROLL_TO_HASH_JS, api_visibility="private")

@@ -21,4 +21,4 @@ def status_line() -> str:
 
 def build(demo: gr.Blocks) -> None:
     line = gr.Markdown(elem_id="status-line")
-    demo.load(status_line, None, line, api_visibility="private")
+    demo.load(status_line, None, line, api_visibility="private", show_progress="hidden")
