@@ -37,13 +37,14 @@ METRICS_PATH = REPO_ROOT / "models" / "weights" / "sentiment_metrics.json"
 _URL = re.compile(r"(?:https?://|www\.)\S*", re.IGNORECASE)
 _MENTION = re.compile(r"@\w+")
 _SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def normalize_text(text: str) -> str:
     """The same cleanup at training and serving time: links -> 'http', @handles -> '@user', HTML entities
     decoded, whitespace collapsed. Masking handles keeps the head from learning that '@united' means
     'negative' (airline complaints dominate the corpus)."""
-    text = html.unescape(text)
+    text = _CONTROL.sub(" ", html.unescape(text))
     text = _URL.sub("http", text)
     text = _MENTION.sub("@user", text)
     return _SPACE.sub(" ", text).strip()
@@ -58,7 +59,7 @@ def validate_texts(texts: Sequence[str]) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"text #{i + 1} is {type(text).__name__}, not a string")
-        if not text.strip():
+        if not _CONTROL.sub("", text).strip():  # NUL and other control characters alone are empty too
             where = "" if len(texts) == 1 else f" (#{i + 1} of {len(texts)})"
             raise ValueError(f"the text is empty{where}: type a sentence to classify")
     return texts
