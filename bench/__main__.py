@@ -23,6 +23,9 @@ import os
 import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# PyTorch's OpenMP threads spin while they wait; on a shared 2-core machine that made a 13 ms MiniLM call take
+# 300-600 ms with 2 threads. Passive waiting is what a fair comparison wants (onnxruntime has its own pool).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 BENCHMARKS = ("generate", "translate", "classify")
 

@@ -82,6 +82,7 @@ def environment(dev: str) -> dict:
         "cpu": cpu_name(),
         "ort_threads": cpu_threads(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "versions": package_versions(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -143,7 +144,7 @@ def interleave(contenders: dict[str, Callable[[], dict]], rounds: int, warmup: i
 
 def _brief(sample: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sample.items()
-                     if not isinstance(v, (list, dict)))
+                     if isinstance(v, (int, float, str)))
 
 
 # --- output --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.common import Report
-from bench.generate import decoder_benchmark
+from bench.generate import decoder_benchmark, table  # noqa: F401 - `python -m bench` prints with table()
 
 TRANSLATE_TEXT = (
     "Small teams can now build useful products on top of open language models. The hard part is no longer "

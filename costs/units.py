@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 import re
 
+# Above any real quantity here (the largest training budgets are ~1e26 FLOP); beyond it an input is a typo.
+MAX_QUANTITY = 1e28
+MAX_INPUT_CHARS = 64
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
 _PATTERN = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?)\s*([kmbgtp]?)\s*$", re.IGNORECASE)
 
@@ -20,6 +23,8 @@ def parse_quantity(value, name: str = "value") -> float:
         number = float(value)
     elif isinstance(value, str):
         text = value.replace(",", "").replace("_", "").strip()
+        if len(text) > MAX_INPUT_CHARS:
+            raise ValueError(f"{name}: {len(text)} characters is not a number (examples: 7e9, 7B, 2T, 124M)")
         match = _PATTERN.match(text)
         if not match:
             if text.lower() in {"nan", "inf", "+inf", "-inf", "infinity", "-infinity"}:
@@ -32,6 +37,8 @@ def parse_quantity(value, name: str = "value") -> float:
         raise ValueError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if abs(number) > MAX_QUANTITY:
+        raise ValueError(f"{name} = {number:.3g} is implausibly large (the limit is {MAX_QUANTITY:.0e})")
     return number
 
 

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import gradio as gr
+
+from demos.common import user_error
 import numpy as np
 import pandas as pd
 from gradio.components.plot import PlotData
@@ -57,7 +59,7 @@ def _backend():
     try:
         return importlib.import_module("models.attention")
     except ImportError as exc:
-        raise gr.Error(f"The attention backend is not available on this server ({exc}).") from exc
+        raise user_error(RuntimeError(f"The attention backend is not available on this server ({exc}).")) from exc
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -73,7 +75,7 @@ def _call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (ValueError, RuntimeError) as exc:
-        raise gr.Error(str(exc)) from exc
+        raise user_error(exc) from exc
 
 
 def _check_text(text: str | None) -> str:
@@ -86,7 +88,7 @@ def _check_model(model_id: str | None) -> str:
     known = [value for _, value in model_choices()]
     if model_id not in known:
         names = ", ".join(known) or "none (models/attention.py is not installed)"
-        raise gr.Error(f"Unknown model {model_id!r}. Choose one of: {names}.")
+        raise user_error(ValueError(f"Unknown model {model_id!r}. Choose one of: {names}."))
     return str(model_id)
 
 
@@ -167,7 +169,7 @@ def render(cache: dict, view: str, layer: int, head, selected, mode: str, per_he
     try:
         layer, head = analysis.check_layer_head(att, int(layer), _head_arg(head))
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise user_error(exc) from exc
     head_name = "all heads (average)" if head is None else f"head {head}"
     head_tag = "Hall" if head is None else f"H{head}"
     use_rollout = mode == "rollout"
@@ -188,7 +190,7 @@ def render(cache: dict, view: str, layer: int, head, selected, mode: str, per_he
         try:
             flow = analysis.token_flow(shown, picked)
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise user_error(exc) from exc
         by_layer = (cache["rollout"][:, flow.selected, :].sum(1) if use_rollout
                     else analysis.paid_by_layer(att, flow.selected))
         fig = figures.token_view_figure(flow, tokens, by_layer, title=f"Token view · {what}")
@@ -228,7 +230,7 @@ def render(cache: dict, view: str, layer: int, head, selected, mode: str, per_he
             aligned = analysis.translation_alignment(att, result.source_span, result.target_span,
                                                      layers=(first, min(last, n_layers - 1)))
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise user_error(exc) from exc
         target = [tokens[i] for i in aligned.target_positions]
         source = [tokens[i] for i in aligned.source_positions]
         fig = figures.alignment_figure(aligned.matrix, target, source, layers=aligned.layers)
@@ -334,7 +336,7 @@ def attention_api(text: str, model_id: str, layer: int, head: int):
     try:
         layer, head_index = analysis.check_layer_head(att, int(layer), _head_arg(head))
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise user_error(exc) from exc
     matrix = analysis.select_matrix(att, layer, head_index)
     labels = analysis.position_labels(result.tokens)
     head_name = "all heads (average)" if head_index is None else f"head {head_index}"

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
+
+from demos.common import user_error
 import pandas as pd
 
 from models import sentiment
@@ -23,7 +25,7 @@ EXAMPLES = [
 
 
 def _fail(exc: Exception) -> gr.Error:
-    return gr.Error(str(exc))
+    return user_error(exc)
 
 
 def classify_text(text: str) -> dict[str, float]:

@@ -20,9 +20,16 @@ def badge(provider: str, precision: str, tokens_per_s: float | None = None, ttft
     return " · ".join(parts)
 
 
+MAX_ERROR_CHARS = 300
+
+
 def user_error(exc: Exception) -> gr.Error:
-    """A message for the visitor, never a traceback."""
-    return gr.Error(str(exc) or exc.__class__.__name__)
+    """A message for the visitor, never a traceback. Gradio renders error toasts as HTML, and messages often
+    quote the visitor's input, so the text is escaped (and shortened: a 100k-character input is not echoed)."""
+    message = str(exc) or exc.__class__.__name__
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS] + "…"
+    return gr.Error(html.escape(message, quote=False))
 
 
 def query_param(request: gr.Request | None, name: str, default: str | None = None) -> str | None:

@@ -5,6 +5,8 @@ All arithmetic lives in costs/; this module builds the form, the plotly figures 
 from __future__ import annotations
 
 import gradio as gr
+
+from demos.common import user_error
 import plotly.graph_objects as go
 
 from costs import calibration, memory, prices, scaling, serving, training, urlstate
@@ -65,7 +67,7 @@ def estimate_training(params, tokens, gpu, gpus=None, mfu=None, price=None, acti
             grid_kg_per_kwh=grid_kg_per_kwh, storage_usd_per_gb_month=storage_usd_per_gb_month or None,
             egress_gb=egress_gb if egress_gb not in (None, "") else None)
     except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(exc) from None
     return _training_markdown(result), result, _breakdown_figure(result), _cost_vs_size_figure(result)
 
 
@@ -212,7 +214,7 @@ def plan_memory(preset, params, optimizer, zero_stage, tp, dp, micro_batch, seq_
                                         int(micro_batch or 1), optimizer, int(zero_stage), int(dp or 1),
                                         int(tp or 1), recompute, gpu)
     except (ValueError, TypeError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(exc) from None
     parts = r["per_gpu_gb"]
     fig = go.Figure()
     formulas = {"weights": "2Ψ / TP (/DP at ZeRO-3)", "gradients": "2Ψ / TP (/DP at ZeRO≥2)",
@@ -248,7 +250,7 @@ def scaling_advice(compute):
         rule, fit = scaling.chinchilla_rule(c), scaling.chinchilla_fit_optimum(c)
         rows = scaling.overtraining_tradeoff(c)
     except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(exc) from None
     md = [f"**Budget C = {c:.3e} FLOPs** (C = 6·N·D).",
           "", "| recipe | N | D | tokens/param | loss L(N,D) |", "|---|---|---|---|---|",
           f"| D = 20·N (Chinchilla rule of thumb) | {human(rule['params'])} | {human(rule['tokens'])} | 20 | "
@@ -296,7 +298,7 @@ def serving_estimate(preset, gpu, gpus, batch, context, weight_bytes, price, pro
         batches = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
         sweep = [serving.estimate_serving(p.params, gpu, batch=b, **kw) for b in batches]
     except (ValueError, TypeError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(exc) from None
     md = [f"**{p.name}** on {r['gpus']}× {r['gpu']}, batch {r['batch']}, context {r['context']}, "
           f"{float(weight_bytes):g} bytes/weight:",
           f"**{r['tokens_per_s']:,.0f} output tokens/s** ({r['tokens_per_s_per_sequence']:,.1f} per sequence), "

@@ -1,6 +1,7 @@
 """Generate tab: SmolLM2-135M-Instruct streaming from ONNX Runtime, with sampling controls and alternatives."""
 from __future__ import annotations
 
+import html
 import secrets
 from collections.abc import Iterator
 from urllib.parse import urlencode
@@ -37,7 +38,7 @@ def parse_stop_strings(text: str | None) -> tuple[str, ...]:
 
 def make_settings(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop) -> SamplingSettings:
     try:
-        seed_value = None if seed is None or seed == "" else float(seed)
+        seed_value = None if seed is None or str(seed).strip() == "" else float(seed)
         if seed_value is not None and seed_value.is_integer():
             seed_value = int(seed_value)
         return SamplingSettings(
@@ -70,15 +71,19 @@ def run_generation(prompt, mode, history, system, max_new_tokens, temperature, t
                    seed, stop):
     """UI handler: streams (chat history, completion text, badge, alternatives table, share link)."""
     try:
-        if seed is None or seed == "":
+        if seed is None or str(seed).strip() == "":
             seed = secrets.randbelow(2**31)  # recorded in the share link so the run can be reproduced
         settings = make_settings(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop)
-        stream = generate(prompt, settings, mode=mode, history=history, system_prompt=system)
+        # The Chatbot renders Markdown/HTML, so what it shows is escaped; the model sees the raw text.
+        raw_history = [{"role": m["role"], "content": html.unescape(m["content"])} for m in history or []
+                       if isinstance(m, dict) and isinstance(m.get("content"), str)]
+        stream = generate(prompt, settings, mode=mode, history=raw_history, system_prompt=system)
         lm = get_generator()
         share = share_query(prompt, mode, system, settings, stop)
-        chat = list(history or []) + [{"role": "user", "content": prompt}, {"role": "assistant", "content": ""}]
+        chat = list(history or []) + [{"role": "user", "content": html.escape(prompt)},
+                                      {"role": "assistant", "content": ""}]
         for update in stream:
-            chat[-1]["content"] = update.text
+            chat[-1]["content"] = html.escape(update.text)
             line = badge(lm.info.provider, lm.info.precision, update.tokens_per_s, update.ttft_ms,
                          extra=f"{update.n_tokens} tokens · seed {settings.seed}" + (f" · {update.note}" if update.note else ""))
             yield (chat if mode == "chat" else history, update.text, line, alternatives_rows(update.tokens), share)
@@ -123,7 +128,7 @@ def apply_query(request: gr.Request):
         number("top_k", int, DEFAULTS.top_k),
         number("top_p", float, DEFAULTS.top_p),
         number("rep", float, DEFAULTS.repetition_penalty),
-        number("seed", int, None),
+        str(number("seed", int, "")),
         query_param(request, "stop", ""),
     ]
 
@@ -153,7 +158,8 @@ def build(demo: gr.Blocks) -> None:
                 top_k = gr.Slider(0, 200, value=DEFAULTS.top_k, step=1, label="Top-k (0 = off)")
                 top_p = gr.Slider(0.05, 1, value=DEFAULTS.top_p, step=0.01, label="Top-p (1 = off)")
                 rep = gr.Slider(1, 2, value=DEFAULTS.repetition_penalty, step=0.01, label="Repetition penalty (1 = off)")
-                seed = gr.Number(label="Seed (empty = random; the seed used is shown)", precision=0, value=None)
+                # a Textbox, not gr.Number: Number shows and submits 0 when empty, which would pin every run to seed 0
+                seed = gr.Textbox(label="Seed (empty = random; the seed used is shown)", value="", max_lines=1)
                 stop = gr.Textbox(label="Stop strings (comma-separated, \\n for newline)", value="")
             share = gr.Textbox(label="Share link (reproduces this run) 分享链接", interactive=False, buttons=["copy"])
     with gr.Accordion("Show alternatives: the model's top-5 next tokens at each step 每步前 5 个候选词", open=False):

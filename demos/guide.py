@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from demos.common import user_error
+
 from content import pages
 
 LANG_CHOICES = [("中文", "zh"), ("English", "en")]
@@ -38,7 +40,7 @@ def show_page(page_id: str, lang: str) -> str:
     try:
         return pages.render(pages.get_page(page_id, lang))
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise user_error(exc) from exc
 
 
 def open_from_url(stored_lang: str | None, request: gr.Request | None):
@@ -61,8 +63,18 @@ def change_language(lang: str, page_id: str):
     return _page_selector(page_id, lang), show_page(page_id, lang), lang
 
 
+_language_states: dict[int, gr.BrowserState] = {}  # per Blocks (tests build several sites)
+
+
+def language_state(demo: gr.Blocks) -> gr.BrowserState:
+    """The remembered language. app.py creates it OUTSIDE gr.Tabs: a BrowserState inside a tab is mounted
+    only when the tab is shown, so the stored choice was overwritten with the default on the next visit."""
+    _language_states[id(demo)] = gr.BrowserState(pages.DEFAULT_LANG, storage_key=LANG_STORAGE_KEY)
+    return _language_states[id(demo)]
+
+
 def build(demo: gr.Blocks) -> None:
-    stored_lang = gr.BrowserState(pages.DEFAULT_LANG, storage_key=LANG_STORAGE_KEY)
+    stored_lang = _language_states.get(id(demo)) or language_state(demo)
     first = pages.page_ids(pages.DEFAULT_LANG)[0]
     with gr.Row():
         page_radio = gr.Radio(choices=[(p.nav, p.id) for p in pages.list_pages(pages.DEFAULT_LANG)], value=first,

@@ -1,26 +1,32 @@
-"""CPU variants of the exported fp32 graphs: block-quantized weights read by onnxruntime's MatMulNBits kernel.
+"""CPU variants of the exported fp32 graphs: block-quantized weights (onnxruntime's MatMulNBits) in a fused graph.
 
-Why: decoding one token reads every weight once, so on a 2-core CPU the decoder is bound by the bytes it
-reads per token (539 MB for SmolLM2 in fp32, 2.5 GB for Qwen). MatMulNBits keeps 4- or 8-bit weights in
-blocks of 32 along K with one fp32 scale per block (and computes with int8 activations, accuracy_level 4).
+Why: a decode step reads every weight once, and on a 2-core CPU it also pays for every graph node. Two
+changes, both checked by `quality_gate` against the fp32 export:
 
-Quality: the fp32 graphs are themselves dequantized GGUF weights (SmolLM2: Q4_1 layers, Q8_0 embedding;
-Qwen: Q5_0/Q8_0/Q4_K/Q6_K). Block quantization with the same block (32) can reproduce those weights
-exactly when the scales follow the GGUF grid, so each matrix is quantized with the candidate recipe of
-least error (`quantize_weight`), and 'lossless' matrices stay lossless:
-  - Q8_0 / Q5_0 / Q4_0 blocks: 8-bit symmetric with scale absmax/127 or absmax/128 (exact);
-  - Q4_1 blocks (value = d*q + m, q in 0..15, m any float): 4-bit with scale d; the part of m that an
-    integer zero point cannot express is added back by a small fp32 matmul of per-block activation sums
-    ("min correction", exact: see `_add_min_correction`).
-The tied SmolLM2 output head (MatMul by Transpose(embedding)) is first materialised as an initializer;
-otherwise quantizers skip it ("B is not constant") and 28M fp32 parameters stay on the per-token path.
+1. Weights in 4- or 8-bit blocks of 32 along K (MatMulNBits, int8 activations: accuracy_level 4, the
+   fast MLAS path on AVX2). The fp32 graphs are dequantized GGUF weights (SmolLM2: Q4_1 layers, Q8_0
+   embedding; Qwen: mostly Q5_0/Q8_0), so each matrix takes the candidate recipe of least error and most
+   come out bit-exact (`quantize_weight`):
+     - Q8_0 / Q5_0 / Q4_0 blocks: 8-bit symmetric, scale absmax/127 or absmax/128 (exact);
+     - Q4_1 blocks (value = d*q + m, q in 0..15, any float m): 4-bit with scale d; the part of m an
+       integer zero point cannot hold is added back by a small fp32 matmul of per-block activation
+       sums (the "min correction"). Without it SmolLM2's perplexity rises 26 %; with it the weights
+       are exact.
+   The tied SmolLM2 head (MatMul by Transpose(embedding)) is quantized from the transposed embedding;
+   quantizers that only look for constant B skip it and leave 28M fp32 parameters on the per-token path.
+2. For decoders, a fused graph (`build_fused_decoder`) with the same inputs and outputs as optimum's
+   (logits, present.*, attentions.*): SkipSimplifiedLayerNormalization, GroupQueryAttention (rotary, KV
+   cache, causal softmax; qk_output=2 returns the attention probabilities), q/k/v and gate/up packed into
+   one matmul each. ~25 nodes per layer instead of ~100; fp32 logits within 1e-4 of the export.
 
-The gate (`quality_gate`) compares each variant with fp32: greedy tokens over 5 chat prompts and
-perplexity on export/data/perplexity_text.txt (English + Chinese). A variant is the CPU default only if
-it passes; never on CUDA (the int8-compute path is CPU-only).
+The remaining difference from fp32 is the int8 rounding of activations inside MatMulNBits: perplexity
++0.5-0.7 %, greedy tokens identical on some prompts and diverging after a few tokens on others
+(near-ties). accuracy_level 1 (fp32 activations) is exact but as slow as fp32 on AVX2.
 
-CLI: `python -m export.quantize [--only ID ...] [--variants q4 q8 ...]` quantizes models already in the
-cache, runs the gate and merges the entries into their build.json.
+`add_cpu_variants(model_dir, spec)` writes the variants, runs the gate, and returns manifest entries;
+a variant is the CPU default only when the gate passes, never the CUDA default.
+CLI: `python -m export.quantize [--only ID ...] [--lossy-int4]` does the same for models already in the
+cache and merges the entries into their build.json.
 """
 from __future__ import annotations
 
@@ -63,7 +69,7 @@ def save_model(model: onnx.ModelProto, path: Path) -> list[str]:
     path = Path(path)
     data = path.with_name(path.name + "_data")
     data.unlink(missing_ok=True)
-    large = model.ByteSize() > TWO_GB
+    large = sum(len(t.raw_data) for t in model.graph.initializer) > TWO_GB - 2**27  # ByteSize() fails past 2 GB
     onnx.save(model, str(path), save_as_external_data=large, all_tensors_to_one_file=True,
               location=data.name if large else None, size_threshold=1024)
     return [path.name] + ([data.name] if large else [])
@@ -235,120 +241,124 @@ def dequantize(qw: QuantizedWeight, k: int) -> np.ndarray:
     return values.reshape(n, -1)[:, :k].T
 
 
-# --- writing a variant ----------------------------------------------------------------------------------
+# --- recipes and graph writing ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one variant quantizes: candidate recipes for the layers and for the output head."""
+    """Candidate quantizations (see quantize_weight) for the layers and for the output head; () keeps fp32."""
 
     layers: tuple[str, ...]
     head: tuple[str, ...]
-    accuracy_level: int = 4  # int8 activations: the fast MLAS path (1 = fp32 activations, slow on AVX2)
+    accuracy_level: int = 4  # int8 activations: the fast MLAS path (1 = fp32 activations: as slow as fp32 on AVX2)
     block_size: int = BLOCK
-    precision: str = ""
 
 
-RECIPES: dict[str, Recipe] = {
-    # lossless for GGUF-dequantized weights where possible, 4-bit elsewhere
-    "q4": Recipe(layers=("q4c", "q8", "q4"), head=("q8",), precision="int4/int8 blocks of 32 (MatMulNBits)"),
-}
+# Least error first: exact 4-bit where the source weights are 4-bit, exact 8-bit where they are 5- or 8-bit.
+LOSSLESS_FIRST = Recipe(layers=("q4c", "q8"), head=("q8",))
+# Every layer in 4 bits (lossy for Qwen's Q5_0 weights; its perplexity gate margin is small): opt-in.
+ALL_INT4 = Recipe(layers=("q4c",), head=("q8",))
+# Encoders/classifiers: plain fp32 weights, 8-bit symmetric blocks.
+INT8 = Recipe(layers=("q8",), head=("q8",))
 
 
-def _add_min_correction(graph: onnx.GraphProto, node: onnx.NodeProto, output: str, qw: QuantizedWeight,
-                        k: int, cache: dict[str, str], prefix: str) -> list[onnx.NodeProto]:
-    """output = MatMulNBits(A) + blocksum(A) @ correction, blocksum(A)[..., b] = sum of A over K block b."""
-    a = node.input[0]
-    nodes = []
-    k_blocks = qw.correction.shape[0]
-    if a not in cache:
-        name = f"{prefix}/blocksum"
-        pad = k_blocks * qw.block_size - k
-        src = a
-        if pad:
-            pads = numpy_helper.from_array(np.array([0, 0, 0, 0, 0, pad], dtype=np.int64), name + "_pads")
-            graph.initializer.append(pads)
-            nodes.append(helper.make_node("Pad", [a, pads.name], [name + "_padded"], name=name + "/Pad"))
-            src = name + "_padded"
-        shape = numpy_helper.from_array(np.array([0, 0, k_blocks, qw.block_size], dtype=np.int64), name + "_shape")
-        axes = numpy_helper.from_array(np.array([-1], dtype=np.int64), name + "_axes")
-        graph.initializer.extend([shape, axes])
-        nodes.append(helper.make_node("Reshape", [src, shape.name], [name + "_blocks"], name=name + "/Reshape"))
-        nodes.append(helper.make_node("ReduceSum", [name + "_blocks", axes.name], [name + "_out"], name=name + "/ReduceSum",
-                                      keepdims=0))
-        cache[a] = name + "_out"
-    corr = numpy_helper.from_array(qw.correction.astype(np.float32), f"{prefix}/min_correction")
-    graph.initializer.append(corr)
-    nodes.append(helper.make_node("MatMul", [cache[a], corr.name], [f"{prefix}/correction_out"], name=f"{prefix}/correction"))
-    nodes.append(helper.make_node("Add", [f"{prefix}/nbits_out", f"{prefix}/correction_out"], [output], name=f"{prefix}/add_correction"))
-    return nodes
+class _GraphWriter:
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.blocksums: dict[tuple[str, int], str] = {}
+        self.summary = {"matrices": 0, "recipes": {}, "max_abs_error": 0.0, "bytes": 0}
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], name: str, domain: str = "", **attrs) -> list[str]:
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=name, domain=domain or None, **attrs))
+        return outputs
+
+    def linear(self, x: str, weight: np.ndarray, out: str, name: str, recipes: tuple[str, ...], level: int,
+               block_size: int = BLOCK, bias: np.ndarray | None = None) -> str:
+        """out = x @ weight (+ bias): MatMulNBits with the least-error recipe, or fp32 MatMul (recipes=())."""
+        k, n = weight.shape
+        if not recipes:
+            result = self.node("MatMul", [x, self.const(name + ".weight", weight.astype(np.float32))],
+                               [out if bias is None else out + "_nobias"], name + "/MatMul")[0]
+        else:
+            qw = quantize_weight(weight, recipes, block_size)
+            inputs = [x, self.const(name + ".qweight", qw.packed), self.const(name + ".scales", qw.scales)]
+            inputs.append(self.const(name + ".zero_points", qw.zero_points) if qw.zero_points is not None else "")
+            if bias is not None and qw.correction is None:
+                inputs += ["", self.const(name + ".bias", bias.astype(np.float32))]
+                bias = None
+            while inputs and inputs[-1] == "":
+                inputs.pop()
+            plain = qw.correction is None and bias is None
+            result = self.node("MatMulNBits", inputs, [out if plain else out + "_nbits"], name + "/MatMulNBits",
+                               MS_DOMAIN, K=k, N=n, bits=qw.bits, block_size=qw.block_size, accuracy_level=level)[0]
+            if qw.correction is not None:
+                corrected = self.node("MatMul", [self.blocksum(x, k, qw.block_size),
+                                                 self.const(name + ".min_correction", qw.correction)],
+                                      [name + "/correction_out"], name + "/correction")[0]
+                result = self.node("Add", [result, corrected], [out if bias is None else out + "_corrected"],
+                                   name + "/add_correction")[0]
+            s = self.summary
+            s["matrices"] += 1
+            s["recipes"][qw.recipe] = s["recipes"].get(qw.recipe, 0) + 1
+            s["max_abs_error"] = max(s["max_abs_error"], qw.max_abs_error)
+            s["bytes"] += qw.packed.nbytes + qw.scales.nbytes + (0 if qw.correction is None else qw.correction.nbytes)
+        if bias is not None:
+            result = self.node("Add", [result, self.const(name + ".bias", bias.astype(np.float32))], [out], name + "/bias")[0]
+        return result
+
+    def blocksum(self, x: str, k: int, block_size: int) -> str:
+        """Sum of x over each block of `block_size` along its last axis, shared by the matmuls that read x.
+
+        A matmul by a 0/1 matrix [K, k_blocks]: works for any rank of x and costs one small sgemv."""
+        key = (x, block_size)
+        if key not in self.blocksums:
+            k_blocks = math.ceil(k / block_size)
+            ones = np.zeros((k, k_blocks), dtype=np.float32)
+            ones[np.arange(k), np.arange(k) // block_size] = 1.0
+            name = f"{x}/blocksum{block_size}"
+            self.blocksums[key] = self.node("MatMul", [x, self.const(name + ".ones", ones)], [name + "_out"],
+                                            name + "/MatMul")[0]
+        return self.blocksums[key]
 
 
 def quantize_model(model: onnx.ModelProto, recipe: Recipe, log=None) -> dict:
-    """Replace every constant-B MatMul by MatMulNBits in place; returns a summary (recipes used, errors)."""
+    """Replace every constant-B MatMul (after untying the head) by MatMulNBits, in place, keeping the rest of
+    the graph as it is (any model: encoders, the classifier). Returns a summary: recipes used, max error."""
     untied = untie_lm_head(model)
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
     matmuls = weight_matmuls(model)
-    last = matmuls[-1][0].name if matmuls else None
-    order = {id(n): i for i, n in enumerate(graph.node)}
-    summary = {"untied": untied, "matrices": 0, "recipes": {}, "max_abs_error": 0.0, "bytes": 0}
-    blocksums: dict[str, str] = {}
-    replacements: dict[int, list[onnx.NodeProto]] = {}
-    dead = set()
+    head = matmuls[-1][0].name if matmuls else None
+    writer = _GraphWriter()
+    replacements: dict[str, list[onnx.NodeProto]] = {}
     for node, tensor in matmuls:
         weight = numpy_helper.to_array(tensor)
         k, n = weight.shape
-        is_head = node.name == last and n > 4 * k  # the output head: [hidden, vocab]
-        candidates = recipe.head if is_head else recipe.layers
-        if not candidates:  # this part stays fp32
+        recipes = recipe.head if node.name == head and n > 4 * k else recipe.layers
+        if not recipes:
             continue
-        qw = quantize_weight(weight, candidates, recipe.block_size)
-        prefix = (node.name or tensor.name).rstrip("/") + "_Q"
-        b = numpy_helper.from_array(qw.packed, prefix + "/B")
-        s = numpy_helper.from_array(qw.scales, prefix + "/scales")
-        graph.initializer.extend([b, s])
-        inputs = [node.input[0], b.name, s.name]
-        if qw.zero_points is not None:
-            zp = numpy_helper.from_array(qw.zero_points, prefix + "/zero_points")
-            graph.initializer.append(zp)
-            inputs.append(zp.name)
-        out = prefix + "/nbits_out" if qw.correction is not None else node.output[0]
-        new = [helper.make_node("MatMulNBits", inputs, [out], name=prefix + "/MatMulNBits", domain=MS_DOMAIN,
-                                K=k, N=n, bits=qw.bits, block_size=qw.block_size,
-                                accuracy_level=recipe.accuracy_level)]
-        if qw.correction is not None:
-            new += _add_min_correction(graph, node, node.output[0], qw, k, blocksums, prefix)
-        replacements[order[id(node)]] = new
-        dead.add(tensor.name)
-        summary["matrices"] += 1
-        summary["recipes"][qw.recipe] = summary["recipes"].get(qw.recipe, 0) + 1
-        summary["max_abs_error"] = max(summary["max_abs_error"], qw.max_abs_error)
-        summary["bytes"] += qw.packed.nbytes + qw.scales.nbytes + (0 if qw.correction is None else qw.correction.nbytes)
+        start = len(writer.nodes)
+        prefix = (node.name or tensor.name).rstrip("/")
+        writer.linear(node.input[0], weight, node.output[0], prefix, recipes, recipe.accuracy_level, recipe.block_size)
+        replacements[node.name or node.output[0]] = writer.nodes[start:]
         if log:
-            log(f"    {node.name}: {k}x{n} -> {qw.recipe} (max |err| {qw.max_abs_error:.2e})")
+            log(f"    {prefix}: {k}x{n}")
     nodes = []
-    for i, node in enumerate(graph.node):
-        nodes.extend(replacements.get(i, [node]))
+    for node in graph.node:
+        nodes.extend(replacements.get(node.name or node.output[0], [node]))
     del graph.node[:]
     graph.node.extend(nodes)
-    still_used = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name not in dead or t.name in still_used]
+    graph.initializer.extend(writer.initializers)
+    used = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
     if not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
-    return summary
-
-
-def write_variant(model_dir: Path, name: str, recipe: Recipe, source: str = "model.onnx", log=None) -> dict:
-    model_dir = Path(model_dir)
-    model = load_model(model_dir / source)
-    start = time.perf_counter()
-    summary = quantize_model(model, recipe, log=log)
-    files = save_model(model, model_dir / f"model_{name}.onnx")
-    summary["files"] = files
-    summary["seconds"] = round(time.perf_counter() - start, 1)
-    return summary
+    return dict(writer.summary, untied=untied)
 
 
 # --- quality gate ---------------------------------------------------------------------------------------
@@ -434,7 +444,7 @@ def decoder_gate(model_dir: Path, variant_file: str, reference_file: str = "mode
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     eos = _eos_ids(config, tokenizer)
     text = PERPLEXITY_TEXT.read_text(encoding="utf-8") if text is None else text
-    text_ids = tokenizer(text)["input_ids"]
+    text_ids = tokenizer(text)["input_ids"][: config.get("max_position_embeddings", 2048)]
     result = {"prompts": len(prompts), "tokens": tokens, "perplexity_tokens": len(text_ids)}
     runs = {}
     for label, file in (("reference", reference_file), ("variant", variant_file)):
@@ -509,7 +519,7 @@ def _variant_file(model_dir: Path, variant: str) -> str:
     return f"model_{variant}.onnx"
 
 
-def quality_gate(model_id: str, variant: str, model_dir: Path | None = None) -> dict:
+def quality_gate(model_id: str, variant: str, model_dir: Path | None = None, file: str | None = None) -> dict:
     """Compare a written variant with the fp32 graph of the same model; the result has 'pass'.
 
     Decoders: greedy tokens on GATE_PROMPTS (first GATE_TOKENS) and perplexity on PERPLEXITY_TEXT; pass when
@@ -520,15 +530,334 @@ def quality_gate(model_id: str, variant: str, model_dir: Path | None = None) -> 
 
     spec = get_spec(model_id)
     model_dir = Path(model_dir) if model_dir else cache_dir(model_id)
-    file = _variant_file(model_dir, variant)
+    file = file or _variant_file(model_dir, variant)
     start = time.perf_counter()
     if spec.task == "text-classification":
         result = classifier_gate(model_dir, file)
-    elif (model_dir / "config.json").is_file() and "num_hidden_layers" in json.loads((model_dir / "config.json").read_text()) \
-            and spec.task in ("text-generation", "translation"):
+    elif spec.task in ("text-generation", "translation") and is_decoder(model_dir):
         result = decoder_gate(model_dir, file)
     else:
         raise ValueError(f"no quality gate for {model_id!r} (task {spec.task!r})")
     result.update({"model": model_id, "variant": variant, "file": file,
                    "seconds": round(time.perf_counter() - start, 1)})
     return result
+
+
+# --- fused decoder graph ----------------------------------------------------------------------------------
+#
+# optimum's eager-attention export spends ~100 small nodes per layer (shape arithmetic, rotary slices,
+# repeat_kv, mask building); on 2 cores they cost about a third of a quantized decode step. The fused graph
+# has the same inputs and outputs (logits, present.*, attentions.*) and the same weights, written with
+# onnxruntime's CPU contrib ops: SkipSimplifiedLayerNormalization (residual add + RMSNorm),
+# GroupQueryAttention (rotary, KV cache concat, causal softmax; qk_output=2 returns the attention
+# probabilities the Attention tab shows), MatMulNBits with q/k/v and gate/up packed into one matmul each.
+
+class DecoderWeights:
+    """The fp32 tensors of an optimum Llama/Qwen2 decoder export, found by optimum's node and tensor names."""
+
+    def __init__(self, model: onnx.ModelProto):
+        graph = model.graph
+        self.inits = {t.name: t for t in graph.initializer}
+        self.by_name = {n.name: n for n in graph.node}
+        self.producers = {o: n for n in graph.node for o in n.output}
+
+    def array(self, name: str) -> np.ndarray:
+        return numpy_helper.to_array(self.inits[name])
+
+    def matmul(self, node_name: str) -> np.ndarray:
+        node = self.by_name[node_name]
+        b = node.input[1]
+        if b in self.inits:
+            return self.array(b)
+        transpose = self.producers[b]  # a tied head: MatMul(x, Transpose(embedding))
+        if transpose.op_type != "Transpose" or transpose.input[0] not in self.inits:
+            raise ValueError(f"{node_name}: B is neither an initializer nor Transpose(initializer)")
+        return self.array(transpose.input[0]).T
+
+    def constant_input(self, node_name: str) -> np.ndarray | None:
+        """The initializer a node reads (found by node, not tensor, name: the exporter shares identical
+        tensors, e.g. all-ones norm weights, under one name)."""
+        node = self.by_name.get(node_name)
+        if node is None:
+            return None
+        names = [self._through_identity(i) for i in node.input]
+        names = [i for i in names if i in self.inits]
+        return self.array(names[0]) if len(names) == 1 else None
+
+    def _through_identity(self, name: str) -> str:
+        while name not in self.inits and name in self.producers and self.producers[name].op_type == "Identity":
+            name = self.producers[name].input[0]
+        return name
+
+    def norm(self, prefix: str) -> np.ndarray:
+        weight = self.constant_input(f"{prefix}/Mul_1")
+        if weight is None:
+            raise ValueError(f"no RMSNorm weight at {prefix}/Mul_1")
+        return weight
+
+    def bias(self, proj: str, layer: int) -> np.ndarray | None:
+        return self.constant_input(f"/model/layers.{layer}/self_attn/{proj}/Add")
+
+
+def rotary_cache(config: dict, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin [max_positions, head_dim / 2] computed like transformers' default rotary embedding (fp32)."""
+    if config.get("rope_scaling"):
+        raise ValueError("rope_scaling is not supported by the fused graph")
+    theta = float(config.get("rope_theta", 10000.0))
+    inv_freq = (1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / head_dim))).astype(np.float32)
+    positions = np.arange(config.get("max_position_embeddings", 2048), dtype=np.float32)
+    freqs = np.outer(positions, inv_freq).astype(np.float32)
+    return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
+
+
+def build_fused_decoder(model: onnx.ModelProto, config: dict, recipe: Recipe | None) -> tuple[onnx.ModelProto, dict]:
+    """The decoder as a fused graph (see above); recipe None keeps every weight in fp32."""
+    weights = DecoderWeights(model)
+    layers = config["num_hidden_layers"]
+    heads = config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads", heads)
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    eps = float(config.get("rms_norm_eps", 1e-6))
+    if config.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"hidden_act {config.get('hidden_act')!r} is not supported by the fused graph")
+    if head_dim % 16:
+        raise ValueError(f"head_dim {head_dim}: onnxruntime's GroupQueryAttention needs a multiple of 16")
+    layer_recipes = recipe.layers if recipe else ()
+    head_recipes = recipe.head if recipe else ()
+    level = recipe.accuracy_level if recipe else 4
+    block = recipe.block_size if recipe else BLOCK
+    w = _GraphWriter()
+    float_t, int_t = TensorProto.FLOAT, TensorProto.INT64
+    inputs = [helper.make_tensor_value_info("input_ids", int_t, ["batch_size", "sequence_length"]),
+              helper.make_tensor_value_info("attention_mask", int_t, ["batch_size", "total_sequence_length"]),
+              helper.make_tensor_value_info("position_ids", int_t, ["batch_size", "sequence_length"])]
+    outputs = [helper.make_tensor_value_info("logits", float_t, ["batch_size", "sequence_length", config["vocab_size"]])]
+    attentions = []
+    for i in range(layers):
+        for kv in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", float_t,
+                                                        ["batch_size", kv_heads, "past_sequence_length", head_dim]))
+            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kv}", float_t,
+                                                         ["batch_size", kv_heads, "total_sequence_length", head_dim]))
+        attentions.append(helper.make_tensor_value_info(f"attentions.{i}", float_t,
+                                                        ["batch_size", heads, "sequence_length", "total_sequence_length"]))
+    outputs += attentions
+
+    # sequence bookkeeping for GroupQueryAttention: seqlens_k = tokens in the cache after this step - 1
+    mask_sum = w.node("ReduceSum", ["attention_mask", w.const("const/axis1", np.array([1], dtype=np.int64))],
+                      ["mask_sum"], "/model/seqlens/ReduceSum", keepdims=0)[0]
+    seqlens = w.node("Sub", [mask_sum, w.const("const/one", np.array(1, dtype=np.int64))], ["seqlens_k_int64"],
+                     "/model/seqlens/Sub")[0]
+    seqlens = w.node("Cast", [seqlens], ["seqlens_k"], "/model/seqlens/Cast", to=TensorProto.INT32)[0]
+    shape = w.node("Shape", ["attention_mask"], ["mask_shape"], "/model/total/Shape")[0]
+    total = w.node("Gather", [shape, w.const("const/index1", np.array(1, dtype=np.int64))], ["total_len_int64"],
+                   "/model/total/Gather", axis=0)[0]
+    total = w.node("Cast", [total], ["total_sequence_length"], "/model/total/Cast", to=TensorProto.INT32)[0]
+    cos, sin = rotary_cache(config, head_dim)
+    w.const("cos_cache", cos)
+    w.const("sin_cache", sin)
+
+    hidden = w.node("Gather", [w.const("model.embed_tokens.weight", weights.constant_input("/model/embed_tokens/Gather")),
+                               "input_ids"], ["/model/embed_tokens/output"], "/model/embed_tokens/Gather", axis=0)[0]
+    residual, pending = hidden, None  # pending: the last sublayer output not yet added to the residual stream
+    for i in range(layers):
+        p = f"/model/layers.{i}"
+        x, residual = _rms_norm(w, pending, residual, weights.norm(f"{p}/input_layernorm"),
+                                eps, f"{p}/input_layernorm")
+        qkv_weight = np.concatenate([weights.matmul(f"{p}/self_attn/{n}_proj/MatMul") for n in ("q", "k", "v")], axis=1)
+        biases = [weights.bias(f"{n}_proj", i) for n in ("q", "k", "v")]
+        bias = np.concatenate(biases) if all(b is not None for b in biases) else None
+        qkv = w.linear(x, qkv_weight, f"{p}/self_attn/qkv", f"{p}/self_attn/qkv_proj", layer_recipes, level, block, bias)
+        attn = w.node("GroupQueryAttention",
+                      [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", "seqlens_k",
+                       "total_sequence_length", "cos_cache", "sin_cache", "position_ids"],
+                      [f"{p}/self_attn/output", f"present.{i}.key", f"present.{i}.value", f"attentions.{i}"],
+                      f"{p}/self_attn/GroupQueryAttention", MS_DOMAIN, num_heads=heads, kv_num_heads=kv_heads,
+                      do_rotary=1, rotary_interleaved=0, scale=1.0 / math.sqrt(head_dim), qk_output=2)[0]
+        pending = w.linear(attn, weights.matmul(f"{p}/self_attn/o_proj/MatMul"), f"{p}/self_attn/o_proj/output",
+                           f"{p}/self_attn/o_proj", layer_recipes, level, block)
+        x, residual = _rms_norm(w, pending, residual, weights.norm(f"{p}/post_attention_layernorm"),
+                                eps, f"{p}/post_attention_layernorm")
+        gate_up_weight = np.concatenate([weights.matmul(f"{p}/mlp/gate_proj/MatMul"),
+                                         weights.matmul(f"{p}/mlp/up_proj/MatMul")], axis=1)
+        inter = gate_up_weight.shape[1] // 2
+        gate_up = w.linear(x, gate_up_weight, f"{p}/mlp/gate_up", f"{p}/mlp/gate_up_proj", layer_recipes, level, block)
+        gate, up = w.node("Split", [gate_up, w.const(f"{p}/mlp/split_sizes", np.array([inter, inter], dtype=np.int64))],
+                          [f"{p}/mlp/gate", f"{p}/mlp/up"], f"{p}/mlp/Split", axis=-1)
+        sig = w.node("Sigmoid", [gate], [f"{p}/mlp/gate_sigmoid"], f"{p}/mlp/act_fn/Sigmoid")[0]
+        act = w.node("Mul", [gate, sig], [f"{p}/mlp/act"], f"{p}/mlp/act_fn/Mul")[0]
+        act = w.node("Mul", [act, up], [f"{p}/mlp/act_up"], f"{p}/mlp/Mul")[0]
+        pending = w.linear(act, weights.matmul(f"{p}/mlp/down_proj/MatMul"), f"{p}/mlp/down_proj/output",
+                           f"{p}/mlp/down_proj", layer_recipes, level, block)
+    x, _ = _rms_norm(w, pending, residual, weights.norm("/model/norm"), eps, "/model/norm")
+    w.linear(x, weights.matmul("/lm_head/MatMul"), "logits", "/lm_head", head_recipes, level, block)
+
+    graph = helper.make_graph(w.nodes, "decoder", inputs, outputs, w.initializers)
+    opsets = [helper.make_opsetid("", max(17, next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17))),
+              helper.make_opsetid(MS_DOMAIN, 1)]
+    fused = helper.make_model(graph, opset_imports=opsets, producer_name="export.quantize")
+    fused.ir_version = model.ir_version
+    return fused, w.summary
+
+
+def _rms_norm(w: _GraphWriter, pending: str | None, residual: str, gamma: np.ndarray, eps: float, name: str):
+    """RMSNorm of residual + pending (when there is a pending sublayer output); returns (normed, new residual)."""
+    scale = w.const(f"{name}.weight", gamma.astype(np.float32))
+    if pending is None:
+        out = w.node("SimplifiedLayerNormalization", [residual, scale], [f"{name}/output"], f"{name}/SimplifiedLayerNorm",
+                     axis=-1, epsilon=eps, stash_type=1)[0]
+        return out, residual
+    out, _, _, summed = w.node("SkipSimplifiedLayerNormalization", [pending, residual, scale],
+                               [f"{name}/output", "", "", f"{name}/residual"], f"{name}/SkipSimplifiedLayerNorm",
+                               MS_DOMAIN, epsilon=eps)
+    return out, summed
+
+
+# --- variants for the build manifest ----------------------------------------------------------------------
+
+def is_decoder(model_dir: Path) -> bool:
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        return False
+    data = json.loads(config.read_text())
+    return data.get("model_type") in ("llama", "qwen2") and (Path(model_dir) / "model.onnx").is_file()
+
+
+def _bits_name(summary: dict) -> str:
+    four = sum(v for k, v in summary["recipes"].items() if k.startswith("q4"))
+    return "int4" if four * 2 > summary["matrices"] else "int8"
+
+
+def _precision(summary: dict, fused: bool) -> str:
+    parts = [f"{n}× {r}" for r, n in sorted(summary["recipes"].items())]
+    exact = "weights exact vs fp32" if summary["max_abs_error"] == 0 else f"weights max |Δ| {summary['max_abs_error']:.1e}"
+    text = f"{_bits_name(summary)} weight blocks of {BLOCK} ({', '.join(parts)}; {exact}), int8 activations"
+    return text + (", fused graph" if fused else "")
+
+
+def write_decoder_variant(model_dir: Path, recipe: Recipe, name: str | None = None, log=print) -> tuple[str, dict]:
+    """Fused + quantized decoder -> model_<name>.onnx; returns (name, summary). name None: int4/int8 by content."""
+    model_dir = Path(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    start = time.perf_counter()
+    model = load_model(model_dir / "model.onnx")
+    try:
+        written, summary = build_fused_decoder(model, config, recipe)
+        summary["fused"] = True
+    except ValueError as exc:  # an architecture the fused graph does not cover: quantize the export as it is
+        log(f"    fused graph not possible ({exc}); quantizing the exported graph")
+        summary = dict(quantize_model(model, recipe), fused=False)
+        written = model
+    del model
+    name = name or _bits_name(summary)
+    summary["files"] = save_model(written, model_dir / f"model_{name}.onnx")
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    log(f"    {name}: {summary['recipes']} max |Δw| {summary['max_abs_error']:.2e} in {summary['seconds']} s")
+    return name, summary
+
+
+def write_classifier_variant(model_dir: Path, recipe: Recipe = INT8, name: str = "int8", log=print) -> tuple[str, dict]:
+    model_dir = Path(model_dir)
+    start = time.perf_counter()
+    model = load_model(model_dir / "model.onnx")
+    summary = quantize_model(model, recipe)
+    summary["files"] = save_model(model, model_dir / f"model_{name}.onnx")
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    summary["fused"] = False
+    log(f"    {name}: {summary['recipes']} max |Δw| {summary['max_abs_error']:.2e} in {summary['seconds']} s")
+    return name, summary
+
+
+GATE_KEYS = ("pass", "greedy_identical", "prompts", "first_divergence", "perplexity_fp32", "perplexity",
+             "perplexity_change", "max_abs_diff", "same_label_fraction")
+
+
+def add_cpu_variants(model_dir: Path, spec, variants: dict | None = None, lossy_int4: bool = False,
+                     log=print) -> dict:
+    """Write the CPU variants of one exported model beside its model.onnx, gate them, return the variants.
+
+    `variants` is the manifest's current variants (default: fp32 only). The result adds one entry per
+    written variant ({"file", "precision", "default_for", "devices": ["cpu"], "gate": {...}}); the first
+    variant that passes the gate gets default_for ["cpu"] and "cpu" is removed from the others' default_for.
+    Models with nothing to gain (encoders without a classification head) come back unchanged.
+    """
+    model_dir = Path(model_dir)
+    merged = {k: dict(v) for k, v in (variants or {"fp32": {"file": "model.onnx", "precision": "fp32",
+                                                             "default_for": ["cpu", "cuda"]}}).items()}
+    written: list[tuple[str, dict]] = []
+    if spec.task in ("text-generation", "translation") and is_decoder(model_dir):
+        written.append(write_decoder_variant(model_dir, LOSSLESS_FIRST, log=log))
+        if lossy_int4 and written[0][0] != "int4":
+            written.append(write_decoder_variant(model_dir, ALL_INT4, "int4", log=log))
+    elif spec.task == "text-classification":
+        written.append(write_classifier_variant(model_dir, log=log))
+    else:
+        log(f"    {spec.id}: no CPU variant (task {spec.task})")
+        return merged
+    default = None
+    for name, summary in written:
+        file = summary["files"][0]
+        gate = quality_gate(spec.id, name, model_dir, file=file)
+        log(f"    gate {name}: {format_gate(gate)}")
+        entry = {"file": file, "precision": _precision(summary, summary["fused"]), "default_for": [],
+                 "devices": ["cpu"], "gate": {k: gate[k] for k in GATE_KEYS if k in gate}}
+        if gate["pass"] and default is None:
+            default = name
+            entry["default_for"] = ["cpu"]
+        merged[name] = entry
+    if default:
+        for name, entry in merged.items():
+            if name != default and "cpu" in entry.get("default_for", []):
+                entry["default_for"] = [d for d in entry["default_for"] if d != "cpu"]
+    elif "fp32" in merged and not any("cpu" in e.get("default_for", []) for e in merged.values()):
+        merged["fp32"]["default_for"] = ["cpu", *merged["fp32"].get("default_for", [])]  # nothing passed
+    return merged
+
+
+def format_gate(gate: dict) -> str:
+    verdict = "PASS" if gate["pass"] else "FAIL"
+    if "perplexity_change" in gate:
+        return (f"{verdict}: greedy tokens identical on {gate['greedy_identical']}/{gate['prompts']} prompts "
+                f"(first divergence {gate['first_divergence']}), perplexity {gate['perplexity']:.3f} vs fp32 "
+                f"{gate['perplexity_fp32']:.3f} ({gate['perplexity_change']:+.2%})")
+    return f"{verdict}: max |Δp| {gate['max_abs_diff']:.4f} (tolerance {gate['tolerance']}), same label {gate['same_label_fraction']:.0%}"
+
+
+def update_manifest(model_dir: Path, variants: dict) -> None:
+    """Merge variants into an existing build.json (the CLI path; export/build.py writes its own)."""
+    path = Path(model_dir) / "build.json"
+    manifest = json.loads(path.read_text())
+    manifest["variants"] = variants
+    manifest["files"] = {v["file"]: {"bytes": (Path(model_dir) / v["file"]).stat().st_size} for v in variants.values()}
+    path.write_text(json.dumps(manifest, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from models.paths import model_dir
+    from models.registry import REGISTRY
+
+    parser = argparse.ArgumentParser(prog="python -m export.quantize", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=list(REGISTRY), help="restrict to these model ids")
+    parser.add_argument("--lossy-int4", action="store_true", help="also write an all-4-bit variant of 8-bit models")
+    parser.add_argument("--gate-only", nargs=2, metavar=("MODEL_ID", "VARIANT"), help="only run the quality gate")
+    args = parser.parse_args(argv)
+    if args.gate_only:
+        gate = quality_gate(*args.gate_only)
+        print(json.dumps(gate, indent=1))
+        return 0 if gate["pass"] else 1
+    for model_id in args.only or list(REGISTRY):
+        directory = model_dir(model_id)
+        if not (directory / "build.json").is_file():
+            print(f"{model_id}: not exported ({directory}); run `python -m export` first", file=sys.stderr)
+            continue
+        print(f"{model_id}:", flush=True)
+        current = json.loads((directory / "build.json").read_text()).get("variants")
+        base = {k: v for k, v in current.items() if k == "fp32" or "cpu" not in v.get("devices", [])}
+        variants = add_cpu_variants(directory, REGISTRY[model_id], base, lossy_int4=args.lossy_int4)
+        update_manifest(directory, variants)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ from models.sampling import SamplingSettings
 
 GENERATION_MODEL = "smollm2-135m-instruct"
 MAX_PROMPT_CHARS = 20_000
+MAX_SYSTEM_CHARS = 4_000
 MODES = ("chat", "completion")
 
 
@@ -101,6 +102,14 @@ def generate(prompt: str, settings: SamplingSettings, mode: str = "chat", histor
              alternatives: int = 5, model_id: str = GENERATION_MODEL) -> Iterator[Update]:
     """Stream Updates while the model writes; validation errors raise ValueError before any work."""
     prompt = validate_prompt(prompt)
+    if not isinstance(system_prompt, str):
+        raise ValueError("the system prompt must be text")
+    if len(system_prompt) > MAX_SYSTEM_CHARS:
+        raise ValueError(f"the system prompt is {len(system_prompt):,} characters; the limit is {MAX_SYSTEM_CHARS:,}")
+    if not isinstance(history, (list, type(None))):
+        raise ValueError("history must be a list of messages")
+    if history and sum(len(str(m.get("content", ""))) for m in history if isinstance(m, dict)) > 10 * MAX_PROMPT_CHARS:
+        raise ValueError("the conversation is too long; press Clear to start a new one")
     settings.validate()
     lm = get_generator(model_id)
     ids, note = build_prompt(lm, mode, prompt, history, system_prompt, reserve=settings.max_new_tokens)

@@ -8,5 +8,7 @@ from tests.api.site_checks import site_url  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="session")
-def client(site_url) -> Client:  # noqa: F811
-    return Client(site_url, verbose=False, download_files=False)
+def client(site_url):  # noqa: F811
+    client = Client(site_url, verbose=False, download_files=False)
+    yield client
+    client.close()  # ends its heartbeat stream, which would otherwise hold up the site's shutdown

@@ -35,7 +35,7 @@ def test_share_link_round_trips_into_the_form():
 
     params = dict(parse_qsl(query.lstrip("?")))
     values = tab.apply_query(FakeRequest(**params))
-    assert values == ["Tell me a joke & more", "completion", "Be funny", 100, 0.3, 20, 0.8, 1.2, 1234, "END"]
+    assert values == ["Tell me a joke & more", "completion", "Be funny", 100, 0.3, 20, 0.8, 1.2, "1234", "END"]
 
 
 def test_malformed_share_links_keep_defaults():

@@ -54,3 +54,19 @@ def test_completion_mode_on_a_phone(mobile_visit, site_url):
     mobile_visit.screenshot("completion")
     # the page fits the phone: nothing forces sideways scrolling
     assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+
+
+def test_an_empty_seed_draws_a_new_random_seed_for_each_run(visit):
+    page = visit.open()
+    expect(page.get_by_label("Seed (empty = random; the seed used is shown)")).to_have_value("", timeout=5_000)
+    seeds = []
+    for _ in range(2):
+        page.get_by_label("Prompt 提示词").fill("Name a colour.")
+        page.get_by_label("number input for Max new tokens").fill("2")
+        page.get_by_label("number input for Max new tokens").press("Enter")
+        page.get_by_role("button", name="Generate 生成", exact=True).click()
+        expect(page.locator("#generate-badge")).to_contain_text("2 tokens")
+        seeds.append(re.search(r"seed (\d+)", page.locator("#generate-badge").inner_text()).group(1))
+        page.get_by_role("button", name="Clear 清空").click()
+        expect(page.locator("#generate-badge")).to_have_text("")
+    assert seeds[0] != seeds[1]

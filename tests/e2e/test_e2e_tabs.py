@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.e2e
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
+PENDING = "[data-testid=status-tracker]:not(.hide)"  # a component waiting for an event's answer
 DONE = re.compile(r"\b(\d+)/\1 segments")  # the translate badge once every segment is done
 
 
@@ -88,33 +89,25 @@ def test_cost_calculator_preset(visit):
     visit.screenshot("llama3-8b")
 
 
-STUCK_SPINNERS = (
-    "BUG (demos/costs_tab.py and demos/guide.py build()): components that a demo.load event fills "
-    "(costs: load_from_url -> the 8 Training inputs; guide: open_from_url -> language and page radios) stay "
-    "under Gradio loading spinners for ever when the visitor opens that tab after the page has loaded, and "
-    "the overlay swallows clicks. Reproduced with only the Generate (or Classify) tab beside them; passing "
-    "show_progress='hidden' to those demo.load calls makes it go away. Deep links (?tab=costs) are not affected")
-
-
-@pytest.mark.xfail(strict=True, reason=STUCK_SPINNERS)
 def test_cost_calculator_inputs_are_usable_after_switching_tabs(visit):
+    """Regression: load-event spinners once stuck on tabs opened later and swallowed clicks."""
     page = visit.open()
-    expect(page.get_by_test_id("status-tracker").locator("visible=true")).to_have_count(0)  # loading done
+    expect(page.locator(PENDING)).to_have_count(0, timeout=20_000)  # every load event has finished
     visit.tab("Cost calculator 成本计算")
     page.get_by_label("Model preset", exact=True).click(timeout=10_000)
     expect(page.get_by_role("option", name="llama3-8b", exact=True)).to_be_visible()
 
 
-@pytest.mark.xfail(strict=True, reason=STUCK_SPINNERS)
 def test_guide_language_toggle_is_usable_after_switching_tabs_on_a_phone(mobile_visit):
+    """Regression: as above, for the Guide's language toggle, reached through the ⋯ menu."""
     page = mobile_visit.open()
-    expect(page.get_by_test_id("status-tracker").locator("visible=true")).to_have_count(0)
+    expect(page.locator(PENDING)).to_have_count(0, timeout=20_000)
     mobile_visit.tab("Guide 创业指南")  # behind the ⋯ menu on a phone
     page.get_by_text("English", exact=True).click(timeout=10_000)
     expect(page.get_by_label("Opportunities")).to_be_checked()
 
 
-def test_guide_language_toggle_is_remembered(mobile_visit):
+def test_guide_language_toggle_and_deep_link_on_a_phone(mobile_visit):
     page = mobile_visit.open("?tab=guide")
     guide = page.locator("#guide-page")
     expect(guide).to_contain_text("机遇：创业公司在哪里能赢")  # Chinese by default
@@ -128,10 +121,16 @@ def test_guide_language_toggle_is_remembered(mobile_visit):
     page.get_by_text("FAQ", exact=True).click()
     expect(guide).to_contain_text("Frequently asked questions")
     mobile_visit.screenshot("en-faq")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # fits the phone
 
-    page.goto(mobile_visit.base_url + "?tab=guide")  # a new visit remembers the language
-    expect(guide).to_contain_text("Opportunities: where startups win")
-    page.goto(mobile_visit.base_url + "?tab=guide&doc=costs&lang=zh")  # a deep link wins for that visit
+    page.goto(mobile_visit.base_url + "?tab=guide&doc=costs&lang=zh")  # a deep link names page and language
     expect(guide).to_contain_text("成本详解：计算器是怎么算的")
     expect(page.get_by_label("成本")).to_be_checked()
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1  # fits the phone
+
+
+def test_guide_remembers_the_language_on_the_next_visit(visit):
+    page = visit.open("?tab=guide")
+    page.get_by_text("English", exact=True).click()
+    expect(page.locator("#guide-page")).to_contain_text("Opportunities: where startups win")
+    visit.open("?tab=guide")
+    expect(page.locator("#guide-page")).to_contain_text("Opportunities: where startups win", timeout=10_000)

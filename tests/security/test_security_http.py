@@ -101,7 +101,7 @@ BAD_CALLS = [
     ("attention", ["x", "minilm-l6-v2", "nan", -1]),
     ("attention", ["x", "minilm-l6-v2", 0]),
     ("classify", [None]),
-    ("classify", [["not", "a", "string"]]),
+    ("classify", []),
     ("estimate_training", ["x", "2e12", "H100-80GB", 8, "", "", "", "custom", "on-demand", 1.2, 0.4, "", ""]),
     ("estimate_training", ["7e9", "2e12", "H100-80GB", "nan", "", "", "", "custom", "on-demand", 1.2, 0.4, "", ""]),
     ("estimate_training", ["7e9", "2e12", "H100-80GB", 10**30, "", "", "", "custom", "on-demand", 1.2, 0.4, "", ""]),

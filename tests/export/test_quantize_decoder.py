@@ -1,0 +1,210 @@
+"""Decoder and classifier variants (export/quantize.py) on tiny models built here: the fused graph equals the
+export, a written variant loads and decodes through the site's runtime, manifest entries are well-formed,
+and the quality gate passes an unchanged copy and fails a deliberately broken one."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import numpy_helper
+
+from export import quantize as q
+
+MODEL_ID = "tiny-trained-llama"
+CLASSIFIER_ID = "sentiment-minilm"  # the classifier's registry id: the gate looks its task up by id
+
+
+def _write_manifest(out, model_id):
+    (out / "build.json").write_text(json.dumps({"model_id": model_id, "key": {}, "variants": {
+        "fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
+
+
+TEXT = ("The cat sat on the mat because it was tired. Large models cost money to train and to serve. "
+        "Startups win with data, speed and focus. 大模型创业需要算力、数据和人才。Hello world, hello model! ") * 12
+
+
+@pytest.fixture(scope="module")
+def trained_root(tiny_llama, tmp_path_factory):
+    """A 2-layer Llama (head_dim 16, as GroupQueryAttention needs) trained for a moment on a small text, so
+    that its perplexity means something, exported like the real decoders (tokenizer: the tiny_llama one)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from export.optimum_export import export_causal_lm
+
+    tokenizer = tiny_llama[1]
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+                         tie_word_embeddings=True, attn_implementation="eager")
+    model = LlamaForCausalLM(config)
+    ids = torch.tensor(tokenizer(TEXT)["input_ids"])
+    batch = ids[: (len(ids) // 48) * 48].view(-1, 48)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = model(batch, labels=batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    root = tmp_path_factory.mktemp("quantize-lab")
+    out = root / "onnx" / MODEL_ID
+    export_causal_lm(model.eval(), tokenizer, out)
+    _write_manifest(out, MODEL_ID)
+    return root
+
+
+@pytest.fixture
+def lab(trained_root, tmp_path, monkeypatch):
+    """A private copy of the model cache (variants get written into it), registered for the site's runtime."""
+    from models import registry, runtime, tokenization
+
+    root = tmp_path / "lab"
+    shutil.copytree(trained_root, root)
+    monkeypatch.setenv("LAB_MODEL_DIR", str(root))
+    monkeypatch.setenv("MODEL_DEVICE", "cpu")
+    spec = registry.ModelSpec(id=MODEL_ID, task="text-generation", title=MODEL_ID, architecture="tiny trained",
+                              license="n/a", provenance="built in tests",
+                              export=registry.ExportSettings(task="text-generation-with-past"))
+    monkeypatch.setitem(registry.REGISTRY, MODEL_ID, spec)
+    runtime._sessions.clear()
+    tokenization._load.cache_clear()
+    yield root / "onnx" / MODEL_ID
+    runtime._sessions.clear()
+    tokenization._load.cache_clear()
+
+
+def _run(session, config, ids, past, past_len):
+    layers = config["num_hidden_layers"]
+    total = past_len + len(ids)
+    feed = {"input_ids": np.array([ids], np.int64), "attention_mask": np.ones((1, total), np.int64),
+            "position_ids": np.arange(past_len, total, dtype=np.int64)[None]}
+    for i in range(layers):
+        feed[f"past_key_values.{i}.key"], feed[f"past_key_values.{i}.value"] = past[2 * i], past[2 * i + 1]
+    names = (["logits"] + [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+             + [f"attentions.{i}" for i in range(layers)])
+    out = session.run(names, feed)
+    return out[0], out[1:1 + 2 * layers], out[1 + 2 * layers:]
+
+
+def test_fused_fp32_graph_matches_the_optimum_export(lab, tmp_path):
+    """Same logits, KV cache and attention probabilities, for a prompt and for cached decode steps."""
+    config = json.loads((lab / "config.json").read_text())
+    fused, summary = q.build_fused_decoder(q.load_model(lab / "model.onnx"), config, None)
+    assert summary["matrices"] == 0
+    assert {"GroupQueryAttention", "SkipSimplifiedLayerNormalization"} <= {n.op_type for n in fused.graph.node}
+    assert len(fused.graph.node) < len(q.load_model(lab / "model.onnx").graph.node) / 2
+    q.save_model(fused, tmp_path / "fused.onnx")
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+                for p in (lab / "model.onnx", tmp_path / "fused.onnx")]
+    heads = config["num_attention_heads"]
+    empty = [np.zeros((1, config["num_key_value_heads"], 0, config["hidden_size"] // heads), np.float32)] \
+        * (2 * config["num_hidden_layers"])
+    prompt = [5, 17, 42, 8, 99, 3, 61]
+    results = [_run(s, config, prompt, empty, 0) for s in sessions]
+    for step in range(4):
+        (ref_logits, ref_present, ref_attn), (logits, present, attn) = results
+        np.testing.assert_allclose(logits, ref_logits, atol=1e-4)
+        for a, b in zip(present, ref_present):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+        for a, b in zip(attn, ref_attn):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+        token = int(ref_logits[0, -1].argmax())
+        results = [_run(s, config, [token], r[1], len(prompt) + step) for s, r in zip(sessions, results)]
+
+
+def test_add_cpu_variants_writes_a_gated_variant_the_runtime_serves(lab, monkeypatch):
+    from models import decoding, registry, runtime
+    from models.decoding import OnnxCausalLM
+    from models.sampling import SamplingSettings
+
+    variants = q.add_cpu_variants(lab, registry.get_spec(MODEL_ID), log=lambda m: None)
+    q.update_manifest(lab, variants)
+    added = [name for name in variants if name != "fp32"]
+    assert len(added) == 1
+    name = added[0]
+    entry = variants[name]
+    assert set(entry) >= {"file", "precision", "default_for", "devices", "gate"}
+    assert (lab / entry["file"]).is_file() and entry["devices"] == ["cpu"]
+    assert "cuda" not in entry["default_for"] and variants["fp32"]["default_for"][-1] == "cuda"
+    gate = entry["gate"]
+    assert {"greedy_identical", "perplexity_change", "perplexity", "perplexity_fp32", "pass"} <= set(gate)
+    assert gate["pass"] and abs(gate["perplexity_change"]) <= q.PPL_TOLERANCE  # 8-bit weights barely move it
+    assert entry["default_for"] == ["cpu"] and variants["fp32"]["default_for"] == ["cuda"]
+    assert runtime.preferred_variant(MODEL_ID, variants) == name
+
+    lm = OnnxCausalLM(MODEL_ID)  # "default" -> the CPU variant
+    assert lm.info.variant == "default" and lm.info.path.endswith(entry["file"])
+    lm.eos_ids = set()
+    greedy = SamplingSettings(max_new_tokens=12, temperature=0, repetition_penalty=1.0)
+    prompt = lm.tokenizer("The cat sat on the mat because it was")["input_ids"]
+    tokens = [s.token_id for s in lm.stream(prompt, greedy)]
+    assert len(tokens) == 12
+    monkeypatch.setattr(decoding, "PREFILL_LOGITS_BUDGET", 4 * lm.vocab_size * 3)  # 16-token chunks
+    long_prompt = (prompt * 8)[:100]  # within the 256-position context
+    chunked, _ = lm.prefill(long_prompt)
+    monkeypatch.setattr(decoding, "PREFILL_LOGITS_BUDGET", 64 * 2**20)
+    whole, _ = lm.prefill(long_prompt)
+    np.testing.assert_allclose(chunked, whole, atol=1e-3)
+
+
+def test_gate_passes_an_identical_copy_and_fails_a_broken_variant(lab):
+    shutil.copy(lab / "model.onnx", lab / "model_copy.onnx")
+    same = q.quality_gate(MODEL_ID, "copy", lab)
+    assert same["pass"] and same["greedy_identical"] == same["prompts"] == len(q.GATE_PROMPTS)
+    assert same["perplexity_change"] == 0
+
+    model = q.load_model(lab / "model.onnx")
+    embedding = next(t for t in model.graph.initializer if t.name == "model.embed_tokens.weight")
+    embedding.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(embedding)), embedding.name))
+    q.save_model(model, lab / "model_broken.onnx")  # one weight zeroed (tied: the head's too)
+    broken = q.quality_gate(MODEL_ID, "broken", lab)
+    assert not broken["pass"]
+    assert abs(broken["perplexity_change"]) > q.PPL_TOLERANCE and broken["greedy_identical"] < broken["prompts"]
+
+
+# --- classifier ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def classifier_dir(tmp_path, monkeypatch):
+    """The sentiment graph (export.sentiment.export_onnx) over a tiny random BERT and head."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from export import sentiment as exp
+
+    words = "good bad great awful the a flight was is not very service thank you delay love hate it ok".split()
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, ".", "!"]))
+    BertTokenizerFast(vocab_file=str(encoder / "vocab.txt")).save_pretrained(str(encoder))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(words) + 7, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=160)).save_pretrained(str(encoder))
+    head = exp.SentimentHead(64, 16)
+    exp.save_head(head, tmp_path / "head.safetensors", [1, 2])
+    out = tmp_path / "onnx" / CLASSIFIER_ID
+    exp.export_onnx(out, encoder_dir=encoder, head_path=tmp_path / "head.safetensors")
+    _write_manifest(out, CLASSIFIER_ID)
+    return out
+
+
+def test_classifier_variant_is_reported_and_the_gate_fails_a_broken_one(classifier_dir):
+    from models.registry import get_spec
+
+    variants = q.add_cpu_variants(classifier_dir, get_spec(CLASSIFIER_ID), log=lambda m: None)
+    entry = variants["int8"]
+    assert (classifier_dir / entry["file"]).is_file() and "max_abs_diff" in entry["gate"]
+    assert entry["gate"]["pass"] == (entry["gate"]["max_abs_diff"] <= q.CLASSIFIER_TOLERANCE)
+    assert entry["default_for"] == (["cpu"] if entry["gate"]["pass"] else [])
+
+    model = q.load_model(classifier_dir / "model.onnx")
+    inits = {t.name: t for t in model.graph.initializer}
+    last = [n for n in model.graph.node if n.op_type in ("Gemm", "MatMul") and n.input[1] in inits][-1]  # head output
+    weight = inits[last.input[1]]
+    weight.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(weight)), weight.name))
+    q.save_model(model, classifier_dir / "model_broken.onnx")  # constant logits: probabilities from the bias only
+    broken = q.quality_gate(CLASSIFIER_ID, "broken", classifier_dir)
+    assert not broken["pass"] and broken["max_abs_diff"] > q.CLASSIFIER_TOLERANCE
