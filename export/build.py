@@ -19,7 +19,7 @@ from models.registry import REGISTRY, ModelSpec
 from models.sources import sha256_file, source_sha256
 
 # Bump when the code in export/ changes what it writes, so stale caches are rebuilt.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: fused, weight-quantized CPU variants (export/quantize.py)
 EXPORTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
 
 
@@ -90,11 +90,16 @@ def export_model(spec: ModelSpec, force: bool = False, log=print) -> bool:
     if extra.is_file():
         variants = json.loads(extra.read_text())
         extra.unlink()
+    from export import quantize
+
+    # CPU variants (int4/int8 weights, fused graph) are written and quality-gated; a variant serves on CPU
+    # only when it passes the gate (greedy tokens or perplexity vs fp32; classifier probabilities).
+    variants = quantize.add_cpu_variants(staging, spec, variants, log=log)
     if build_key(spec)["fp16"]:
         from export.fp16 import write_fp16_variant
 
         log(f"  {spec.id}: writing the fp16 (GPU) variant")
-        variants["fp32"]["default_for"] = ["cpu"]
+        variants["fp32"]["default_for"] = [d for d in variants["fp32"]["default_for"] if d != "cuda"]
         variants.update(write_fp16_variant(staging))
     manifest = {
         "model_id": spec.id,
