@@ -400,7 +400,7 @@ def build(demo: gr.Blocks) -> None:
                 tokens = gr.Textbox("2e12", label="Training tokens D", min_width=120)
             with gr.Row():
                 gpu = gr.Dropdown(list(ACCELERATORS), value="H100-80GB", label="GPU", min_width=140)
-                gpus = gr.Number(1024, label="GPUs", precision=0, minimum=1, min_width=100)
+                gpus = gr.Number(1024, label="GPUs", step=1, min_width=100)  # no precision/minimum: Gradio fails on "nan" before our check
                 mfu = gr.Textbox("", label="MFU", placeholder="calibrated default", min_width=100)
                 price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=100)
                 price_kind = gr.Radio(["on-demand", "spot"], value="on-demand", label="Price preset",
