@@ -32,11 +32,13 @@ def model_card() -> str:
     try:
         scores = json.loads(SCORES_FILE.read_text())
         rows = ["| direction | chrF | BLEU | items |", "|---|---|---|---|"]
-        for direction, s in scores.get("directions", scores.get("scores", {})).items():
+        for direction, s in scores["backends"]["onnx"]["directions"].items():
             rows.append(f"| {direction} | {s.get('chrf', float('nan')):.1f} | {s.get('bleu', float('nan')):.1f} | {s.get('n', '')} |")
-        lines.append("**Quality on our own dev set** (eval/translation_devset.jsonl, `python -m eval.translation`):\n\n"
-                     + "\n".join(rows))
-    except (OSError, ValueError, AttributeError):
+        lines.append(f"**Quality on our own dev set** ({scores.get('n_items', '?')} hand-written pairs, "
+                     f"eval/translation_devset.jsonl; ONNX path as served on CPU, {scores.get('created_utc', '')[:10]}; "
+                     "`python -m eval.translation`). BLEU uses sacrebleu's zh tokenizer for Chinese and characters "
+                     "for ja/ko:\n\n" + "\n".join(rows))
+    except (OSError, ValueError, KeyError, AttributeError):
         lines.append("Quality scores: run `python -m eval.translation --json` to measure them on the dev set.")
     lines.append("Limits: a 0.5B model — fine for everyday and business sentences, weaker on idioms, rare terms and "
                  "long sentences; it can occasionally answer instead of translating. Check important text.")

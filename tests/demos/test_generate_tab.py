@@ -58,3 +58,4 @@ def test_ui_handler_streams_into_chat_and_reports_speed(tiny_llama, tiny_registr
 def test_ui_handler_rejects_an_empty_prompt_with_gr_error():
     with pytest.raises(gr.Error, match="empty"):
         list(tab.run_generation("  ", "chat", [], "", 5, 0, 50, 1.0, 1.0, 3, ""))
+
