@@ -108,6 +108,34 @@ def tiny_registry(tiny_model_root, monkeypatch):
     tokenization._load.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def real_sentiment_export(tmp_path_factory):
+    """The real sentiment graph (MiniLM + the committed head), exported once per test session."""
+    from export.sentiment import export_onnx
+    from models import sentiment
+
+    out = tmp_path_factory.getbasetemp() / "sentiment-real" / "onnx" / sentiment.MODEL_ID
+    if not (out / "build.json").is_file():
+        export_onnx(out)
+        write_manifest(out, sentiment.MODEL_ID)
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_sentiment(real_sentiment_export):
+    """Serve the sentiment model from that export for one test module."""
+    from models import runtime, sentiment, tokenization
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_MODEL_DIR", str(real_sentiment_export.parent.parent))
+        mp.setenv("MODEL_DEVICE", "cpu")
+        runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
+        tokenization._load.cache_clear()
+        yield
+        runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
+        tokenization._load.cache_clear()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,38 +4,12 @@ Uses the real exported classifier (exported once per test session into the sessi
 from __future__ import annotations
 
 import csv
-import json
 
 import gradio as gr
 import pytest
 
 from demos import classify
-from models import runtime, sentiment, tokenization
-
-
-@pytest.fixture(scope="session")
-def real_export(tmp_path_factory):
-    from export.sentiment import export_onnx
-
-    root = tmp_path_factory.getbasetemp() / "sentiment-real"
-    out = root / "onnx" / sentiment.MODEL_ID
-    if not (out / "build.json").is_file():
-        export_onnx(out)
-        (out / "build.json").write_text(json.dumps(
-            {"variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
-    return out
-
-
-@pytest.fixture(scope="module")
-def model(real_export):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAB_MODEL_DIR", str(real_export.parent.parent))
-        mp.setenv("MODEL_DEVICE", "cpu")
-        runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
-        tokenization._load.cache_clear()
-        yield
-        runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
-        tokenization._load.cache_clear()
+from models import sentiment
 
 
 def _blocks():
@@ -55,7 +29,7 @@ def test_api_named_classify_takes_text_and_returns_a_label():
     assert public == ["classify"]
 
 
-def test_classify_text_gives_probabilities_and_the_right_label(model):
+def test_classify_text_gives_probabilities_and_the_right_label(real_sentiment):
     probs = classify.classify_text("I absolutely love this, thank you so much!")
     assert set(probs) == set(sentiment.LABELS) and max(probs, key=probs.get) == "positive"
     probs = classify.classify_text("This is the worst service I have ever had.")
@@ -63,12 +37,12 @@ def test_classify_text_gives_probabilities_and_the_right_label(model):
 
 
 @pytest.mark.parametrize("text", ["", "   ", None])
-def test_empty_text_is_a_gr_error(model, text):
+def test_empty_text_is_a_gr_error(real_sentiment, text):
     with pytest.raises(gr.Error, match="empty"):
         classify.classify_text(text)
 
 
-def test_explain_text_highlights_each_word_in_range(model):
+def test_explain_text_highlights_each_word_in_range(real_sentiment):
     words, note = classify.explain_text("the flight was awful")
     assert [w for w, _ in words] == ["the ", "flight ", "was ", "awful"]
     assert all(-1.0 <= s <= 1.0 for _, s in words) and max(abs(s) for _, s in words) == 1.0
@@ -78,7 +52,7 @@ def test_explain_text_highlights_each_word_in_range(model):
     assert "first 128 tokens" in long_note
 
 
-def test_batch_mode_1000_pasted_lines_table_and_csv(model):
+def test_batch_mode_1000_pasted_lines_table_and_csv(real_sentiment):
     lines = [("I love it " if i % 2 else "I hate it ") + str(i) for i in range(1000)]
     table, path, summary = classify.classify_batch(None, "\n".join(lines))
     assert list(table.columns) == list(sentiment.BATCH_COLUMNS) and len(table) == 1000
@@ -90,7 +64,7 @@ def test_batch_mode_1000_pasted_lines_table_and_csv(model):
     assert summary.startswith("1,000 texts")
 
 
-def test_batch_mode_csv_upload(model, tmp_path):
+def test_batch_mode_csv_upload(real_sentiment, tmp_path):
     up = tmp_path / "reviews.csv"
     up.write_text("id,text\n1,Fantastic trip. Thanks!\n2,\"Lost my bag, again. Furious.\"\n", encoding="utf-8")
     table, _, _ = classify.classify_batch(str(up), "")
@@ -126,7 +100,7 @@ def test_model_card_shows_data_balance_splits_metrics_and_limits():
     assert "Metrics appear here" in classify.model_card_markdown(None)
 
 
-def test_api_end_to_end_through_gradio_client(model):
+def test_api_end_to_end_through_gradio_client(real_sentiment):
     from gradio_client import Client
 
     demo = _blocks()

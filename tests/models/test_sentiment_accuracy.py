@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from models import runtime, sentiment, tokenization
+from models import sentiment
 from models.paths import REPO_ROOT
 
 CHECKSET = REPO_ROOT / "models" / "data" / "sentiment_checkset.tsv"
@@ -25,31 +25,6 @@ CHECKSET_FLOOR_3WAY = 0.90
 CHECKSET_FLOOR_POS_VS_NEG = 0.96
 
 
-@pytest.fixture(scope="session")
-def real_export(tmp_path_factory):
-    from export.sentiment import export_onnx
-
-    root = tmp_path_factory.getbasetemp() / "sentiment-real"
-    out = root / "onnx" / sentiment.MODEL_ID
-    if not (out / "build.json").is_file():
-        export_onnx(out)
-        (out / "build.json").write_text(json.dumps(
-            {"variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
-    return out
-
-
-@pytest.fixture(scope="module")
-def model(real_export):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAB_MODEL_DIR", str(real_export.parent.parent))
-        mp.setenv("MODEL_DEVICE", "cpu")
-        runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
-        tokenization._load.cache_clear()
-        yield
-        runtime._sessions.pop((sentiment.MODEL_ID, "default"), None)
-        tokenization._load.cache_clear()
-
-
 def test_metrics_file_records_what_the_model_card_needs():
     m = sentiment.load_metrics()
     assert m is not None
@@ -60,7 +35,7 @@ def test_metrics_file_records_what_the_model_card_needs():
     assert m["seed"] and m["date"]
 
 
-def test_test_split_sample_accuracy_through_onnx_reproduces_training(model):
+def test_test_split_sample_accuracy_through_onnx_reproduces_training(real_sentiment):
     from export.train_sentiment import SPLIT_PATH, TEST_SAMPLE_STEP, load_corpus
 
     metrics = sentiment.load_metrics()
@@ -76,7 +51,7 @@ def test_test_split_sample_accuracy_through_onnx_reproduces_training(model):
     assert accuracy >= TEST_SAMPLE_FLOOR
 
 
-def test_everyday_checkset_is_classified_right(model):
+def test_everyday_checkset_is_classified_right(real_sentiment):
     with open(CHECKSET, newline="", encoding="utf-8") as fh:
         items = list(csv.DictReader(fh, delimiter="\t"))
     assert sum(i["label"] == "positive" for i in items) >= 20 and sum(i["label"] == "negative" for i in items) >= 20
