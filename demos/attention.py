@@ -6,6 +6,8 @@ redraws. API: `attention` takes (text, model_id, layer, head) and returns (figur
 """
 from __future__ import annotations
 
+import math
+
 import hashlib
 import importlib
 import json
@@ -90,6 +92,16 @@ def _check_model(model_id: str | None) -> str:
         names = ", ".join(known) or "none (models/attention.py is not installed)"
         raise user_error(ValueError(f"Unknown model {model_id!r}. Choose one of: {names}."))
     return str(model_id)
+
+
+def _whole_number(value, name: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number) or number != int(number):
+        raise user_error(ValueError(f"{name} must be a whole number, got {value!r}"))
+    return int(number)
 
 
 def _head_arg(head) -> int | None:
@@ -331,6 +343,7 @@ def attention_api(text: str, model_id: str, layer: int, head: int):
     text, model_id = _check_text(text), _check_model(model_id)
     if layer is None or head is None:
         raise gr.Error("layer and head are required (head -1 = average of all heads).")
+    layer, head = _whole_number(layer, "layer"), _whole_number(head, "head")
     result = _call(_backend().attention_for_text, text, model_id, max_tokens=MAX_TOKENS)
     att = analysis.check_attentions(result.attentions)
     try:
@@ -427,4 +440,7 @@ def build(demo: gr.Blocks) -> None:
 
     # The public API: an event no visible control fires, so its signature is exactly what the API promises.
     api_trigger = gr.Button(visible=False)
-    api_trigger.click(attention_api, [text, model, layer, head], [plot, matrix_table], api_name="attention")
+    # Plain numbers for the API, not the sliders: Slider preprocessing rejects "nan" with Gradio's generic
+    # error before attention_api can say what is wrong; attention_api validates layer and head itself.
+    api_layer, api_head = gr.Number(visible=False), gr.Number(visible=False)
+    api_trigger.click(attention_api, [text, model, api_layer, api_head], [plot, matrix_table], api_name="attention")

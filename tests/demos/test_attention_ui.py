@@ -184,7 +184,7 @@ def test_tab_builds_inside_blocks_and_exposes_the_attention_api(backend):
     endpoints = {fn.api_name: fn for fn in demo.fns.values() if fn.api_visibility == "public"}
     assert list(endpoints) == ["attention"]
     api = endpoints["attention"]
-    assert [type(c).__name__ for c in api.inputs] == ["Textbox", "Dropdown", "Slider", "Slider"]
+    assert [type(c).__name__ for c in api.inputs] == ["Textbox", "Dropdown", "Number", "Number"]
     assert [type(c).__name__ for c in api.outputs] == ["Plot", "Dataframe"]
 
 
