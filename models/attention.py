@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -42,6 +43,7 @@ def _display_tokens(text: str, offsets, ids, tokenizer) -> list[str]:
     return labels
 
 
+@lru_cache(maxsize=None)
 def _is_causal(model_id: str) -> bool:
     config = json.loads((model_dir(model_id) / "config.json").read_text())
     return config.get("model_type") != "bert"

@@ -11,7 +11,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -175,23 +174,18 @@ def ort_profile():
 
 @section("ort_smollm2_streams")
 def ort_streams():
+    from bench.generate import aggregate  # the same concurrent-streams measurement as `python -m bench`
+
     lm = OnnxCausalLM(SMOLLM2.id, "fp16")
-    ids = [chat_ids(lm.tokenizer, PROMPTS[i % len(PROMPTS)]) for i in range(16)]
-    counts = [0] * 16
+    ids = chat_ids(lm.tokenizer, PROMPTS[0])
 
-    def worker(i):
-        counts[i] = len(ort_decode(lm, ids[i], 64)[0])
+    def one_stream() -> dict:
+        tokens, ttft_ms, tok_s = ort_decode(lm, ids, 64)
+        return {"tokens": tokens, "ttft_ms": ttft_ms, "tok_s": tok_s}
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
-    start = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    elapsed = time.perf_counter() - start
-    agg = sum(counts) / elapsed
-    rows.append(("ORT CUDA fp16 SmolLM2, 16 threads x 1 stream", f"{agg:.0f} tok/s aggregate"))
-    return {"aggregate_tok_s": agg, "tokens": sum(counts), "seconds": elapsed}
+    result = aggregate(one_stream, 16)
+    rows.append(("ORT CUDA fp16 SmolLM2, 16 threads x 1 stream", f"{result['agg_tok_s']:.0f} tok/s aggregate"))
+    return result
 
 
 def _latency(fn, n=200):
