@@ -13,7 +13,8 @@ Results: bench/results/<name>-<device>-<date>.json (environment, settings, rows,
 
 Examples:
   LAB_MODEL_DIR=/tmp/labcache python -m bench generate --tokens 64 --rounds 3
-  python -m bench translate --variants fp32 int8 --streams 16
+  python -m bench generate --streams 1,4,16
+  python -m bench translate --variants fp32 int8 --streams 1,16
   MODEL_DEVICE=cuda python -m bench all
 """
 from __future__ import annotations
@@ -30,14 +31,25 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 BENCHMARKS = ("generate", "translate", "classify")
 
 
+def stream_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--streams takes whole numbers separated by commas, got {text!r}") from None
+    if not counts or any(n < 1 or n > 64 for n in counts):
+        raise argparse.ArgumentTypeError("--streams: each count between 1 and 64")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=[*BENCHMARKS, "all"])
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per decode run (generate/translate)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds; contenders are interleaved per round")
-    parser.add_argument("--streams", type=int, default=0,
-                        help="also measure N concurrent streams over the shared session (aggregate tok/s)")
+    parser.add_argument("--streams", type=stream_counts, default=(),
+                        help="comma-separated stream counts, e.g. 1,4,16: that many concurrent visitors through the "
+                             "engine (aggregate tok/s, inter-token latency p50/p95)")
     parser.add_argument("--variants", nargs="+", help="manifest variants to run (default: fp32 + the device's)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--out", help="directory for the JSON results (default bench/results)")
@@ -62,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         path = report.write(Path(args.out) if args.out else None)
-        print(f"\n## {name}\n\n{report.header()}\n\n{module.table(report.rows)}\n\nresults: {path}", flush=True)
+        extra = f"\n\n{module.concurrency_table(report.concurrency)}" if report.concurrency else ""
+        print(f"\n## {name}\n\n{report.header()}\n\n{module.table(report.rows)}{extra}\n\nresults: {path}", flush=True)
     return status
 
 

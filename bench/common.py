@@ -85,7 +85,21 @@ def environment(dev: str) -> dict:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "versions": package_versions(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": git_commit(),
     }
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with '+dirty' when files differ), so a result names the code it measured."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 # --- variants ------------------------------------------------------------------------------------------
@@ -192,12 +206,13 @@ class Report:
     rows: list[dict] = field(default_factory=list)
     samples: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    concurrency: list[dict] = field(default_factory=list)  # N streams through the engine (generate/translate)
 
     def write(self, out_dir: Path | None = None) -> Path:
         path = results_path(self.name, self.env["device"], out_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"benchmark": self.name, "environment": self.env, "settings": self.settings,
-                   "rows": self.rows, "notes": self.notes, "samples": self.samples}
+                   "rows": self.rows, "concurrency": self.concurrency, "notes": self.notes, "samples": self.samples}
         path.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=float))
         return path
 

@@ -1,25 +1,28 @@
 """`python -m bench generate`: decode speed of the Generate tab's model (SmolLM2-135M-Instruct).
 
-Every variant in the build manifest runs through the site's own decode loop (models.decoding.OnnxCausalLM:
-IO binding, KV cache in OrtValues, sampling on the host) and, in the same run and on the same device,
-PyTorch `generate` on the same weights (export.torch_models.load_model; sdpa attention). Both decode
-greedily from the same chat prompt and produce exactly `--tokens` tokens (EOS ignored), so the token
-streams can be compared: the table shows for how many leading tokens each contender agrees with
-onnxruntime fp32.
+Contenders, in the same run, interleaved round by round, all decoding greedily from the same prompt ids and
+producing exactly `--tokens` tokens (EOS ignored):
+- every variant in the build manifest through the site's own engine (models.engine: the same scheduler,
+  KV buffer and sampling code that serve visitors);
+- llama.cpp (llama-cpp-python, optional: requirements-bench.txt) on the packaged GGUF file the weights come
+  from, with the same number of threads: what a user would pick instead;
+- PyTorch `generate` on the same weights (export.torch_models.load_model; sdpa attention).
+The table shows for how many leading tokens each contender agrees with onnxruntime fp32.
 
 Measured per run: TTFT (prompt in -> first token out), decode tok/s after the first token, and the process
-CPU time per decoded token (less sensitive to other load on a shared machine than wall time). The table
-shows medians over the rounds, and the best round's tok/s (closest to an idle machine).
-`--streams N` adds an aggregate: N threads each decoding its own stream over the one shared session.
+CPU time per decoded token. The table shows medians over the rounds and the best round's tok/s.
+`--streams 1,4,16` adds, for the served variant, N concurrent streams through the engine: aggregate tok/s
+and per-stream inter-token latency p50/p95.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from bench.common import Column, Report, environment, interleave, markdown_table, median, ort_device, ratio, \
-    variants_for
+from bench.common import Column, Report, environment, interleave, markdown_table, median, ort_device, percentile, \
+    ratio, variants_for
 
 GENERATE_PROMPT = "Write a short story about a robot who learns to paint."
 
@@ -43,27 +46,63 @@ def _sample(start: float, times: list[float], ids: list[int], cpu_first: float |
     }
 
 
-# --- onnxruntime (the site's decode loop) ----------------------------------------------------------------
+# --- onnxruntime (the site's engine) ---------------------------------------------------------------------
 
-def onnx_runner(model_id: str, variant: str, prompt_ids: list[int], tokens: int) -> tuple[Callable[[], dict], object]:
-    from models.decoding import OnnxCausalLM
+def greedy_settings(tokens: int):
     from models.sampling import SamplingSettings
 
-    lm = OnnxCausalLM(model_id, variant)
-    lm.eos_ids = set()  # always decode exactly `tokens` tokens, so runs are comparable
-    settings = SamplingSettings(max_new_tokens=tokens, temperature=0, repetition_penalty=1.0)
+    return SamplingSettings(max_new_tokens=tokens, temperature=0, repetition_penalty=1.0, ignore_eos=True)
+
+
+def timed_stream(steps) -> tuple[list[float], list[int], float | None]:
+    """Arrival time of every token (a Step or a token id), the ids, and the CPU clock at the first one."""
+    times, ids, cpu_first = [], [], None
+    for step in steps:
+        times.append(time.perf_counter())
+        if cpu_first is None:
+            cpu_first = time.process_time()
+        ids.append(step.token_id if hasattr(step, "token_id") else int(step))
+    return times, ids, cpu_first
+
+
+def onnx_runner(model_id: str, variant: str, prompt_ids: list[int], tokens: int) -> tuple[Callable[[], dict], object]:
+    from models.engine import get_engine
+
+    engine = get_engine(model_id, variant)
+    settings = greedy_settings(tokens)
 
     def run() -> dict:
-        times, ids, cpu_first = [], [], None
         start = time.perf_counter()
-        for step in lm.stream(prompt_ids, settings):
-            times.append(time.perf_counter())
-            if cpu_first is None:
-                cpu_first = time.process_time()
-            ids.append(step.token_id)
+        times, ids, cpu_first = timed_stream(engine.stream(prompt_ids, settings))
         return _sample(start, times, ids, cpu_first, time.process_time())
 
-    return run, lm
+    return run, engine
+
+
+# --- llama.cpp (the peer) ---------------------------------------------------------------------------------
+
+def llamacpp_runner(model_id: str, prompt_ids: list[int], tokens: int) -> Callable[[], dict] | None:
+    """llama-cpp-python on the packaged GGUF, greedy, same threads; None when it is not installed."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    from models.registry import get_spec
+    from models.runtime import cpu_threads
+    from models.sources import source_path
+
+    llm = llama_cpp.Llama(model_path=str(source_path(get_spec(model_id))), n_ctx=len(prompt_ids) + tokens + 8,
+                          n_threads=cpu_threads(), n_threads_batch=cpu_threads(), n_batch=512, verbose=False)
+
+    def generate_timed() -> dict:
+        llm.reset()
+        start = time.perf_counter()
+        # temp 0 is llama.cpp's greedy sampler; EOS is not special-cased, the loop takes exactly `tokens`
+        tokens_out = llm.generate(prompt_ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0)
+        times, ids, cpu_first = timed_stream(itertools.islice(tokens_out, tokens))
+        return _sample(start, times, ids, cpu_first, time.process_time())
+
+    return generate_timed
 
 
 # --- PyTorch (HF generate) -------------------------------------------------------------------------------
@@ -119,31 +158,40 @@ def torch_runner(model, prompt_ids: list[int], tokens: int, dev: str, pad_token_
     return run
 
 
-# --- concurrent streams ----------------------------------------------------------------------------------
+# --- concurrent streams through the engine ----------------------------------------------------------------
 
-def aggregate(run: Callable[[], dict], streams: int) -> dict:
-    """`streams` threads each decode one stream at the same time; total tokens / wall time."""
-    results: list[dict] = [{}] * streams
+def concurrent_streams(engine, prompt_ids: list[int], tokens: int, streams: int) -> dict:
+    """`streams` visitors at once, each its own greedy stream through one engine: aggregate tok/s (all tokens /
+    wall time from the common start) and every stream's inter-token latency (p50/p95 over all gaps)."""
+    settings = greedy_settings(tokens)
+    results: list[tuple[list[float], list[int]]] = [([], [])] * streams
     errors: list[BaseException] = []
+    barrier = threading.Barrier(streams + 1)
 
     def worker(index: int):
         try:
-            results[index] = run()
+            barrier.wait()
+            times, ids, _ = timed_stream(engine.stream(prompt_ids, settings))
+            results[index] = (times, ids)
         except BaseException as exc:  # noqa: BLE001 - reported after join
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
-    start = time.perf_counter()
     for t in threads:
         t.start()
+    barrier.wait()
+    start = time.perf_counter()
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
     if errors:
         raise errors[0]
-    total = sum(len(r["tokens"]) for r in results)
-    return {"agg_tok_s": total / wall, "streams": streams, "ttft_ms_median": median([r["ttft_ms"] for r in results]),
-            "per_stream_tok_s": median([r["tok_s"] for r in results])}
+    gaps = [(b - a) * 1000 for times, _ in results for a, b in zip(times, times[1:])]
+    ttfts = [(times[0] - start) * 1000 for times, _ in results if times]
+    return {"streams": streams, "agg_tok_s": sum(len(ids) for _, ids in results) / wall,
+            "itl_ms_p50": percentile(gaps, 50), "itl_ms_p95": percentile(gaps, 95),
+            "ttft_ms_p50": percentile(ttfts, 50), "ttft_ms_p95": percentile(ttfts, 95),
+            "same_tokens_all_streams": len({tuple(ids) for _, ids in results}) == 1}
 
 
 # --- the benchmark ---------------------------------------------------------------------------------------
@@ -153,21 +201,35 @@ def torch_dtypes(dev: str) -> list[str]:
 
 
 def decoder_benchmark(name: str, model_id: str, prompt_ids: list[int], tokens: int = 64, rounds: int = 3,
-                      streams: int = 0, variants: list[str] | None = None, with_torch: bool = True,
+                      streams: Sequence[int] = (), variants: list[str] | None = None, with_torch: bool = True,
                       log: Callable[[str], None] = print) -> Report:
+    from models.runtime import preferred_variant, manifest
+
     dev = ort_device()
     report = Report(name, environment(dev), {"model": model_id, "tokens": tokens, "rounds": rounds,
-                                             "streams": streams, "prompt_tokens": len(prompt_ids)})
+                                             "streams": list(streams), "prompt_tokens": len(prompt_ids)})
+    served = preferred_variant(model_id, manifest(model_id).get("variants", {}))
+    report.settings["served_variant"] = served
     contenders: dict[str, Callable[[], dict]] = {}
     meta: dict[str, dict] = {}
-    tokenizer = None
+    engines = {}
     for variant, entry in variants_for(model_id, dev, variants):
         key = f"onnxruntime {variant}"
-        contenders[key], lm = onnx_runner(model_id, variant, prompt_ids, tokens)
-        tokenizer = lm.tokenizer
+        contenders[key], engines[variant] = onnx_runner(model_id, variant, prompt_ids, tokens)
         meta[key] = {"runtime": "onnxruntime", "variant": variant, "precision": entry.get("precision", variant),
-                     "provider": lm.info.provider}
+                     "provider": engines[variant].info.provider, "served": variant == served,
+                     "batched": engines[variant].batched}
+    peer = llamacpp_runner(model_id, prompt_ids, tokens)
+    if peer is not None:
+        from models.registry import get_spec
+
+        contenders["llama.cpp"] = peer
+        meta["llama.cpp"] = {"runtime": "llama.cpp", "variant": "gguf", "precision": get_spec(model_id).gguf_file,
+                             "provider": "cpu"}
+    else:
+        report.notes.append("llama.cpp not measured: llama-cpp-python is not installed (requirements-bench.txt)")
     if with_torch:
+        tokenizer = next(iter(engines.values())).tokenizer if engines else None
         pad = tokenizer.pad_token_id if tokenizer is not None and tokenizer.pad_token_id is not None else 0
         for dtype in torch_dtypes(dev):
             key = f"pytorch {dtype}"
@@ -176,20 +238,22 @@ def decoder_benchmark(name: str, model_id: str, prompt_ids: list[int], tokens: i
             meta[key] = {"runtime": "pytorch", "variant": dtype, "precision": dtype, "provider": dev}
     log(f"{name}: {model_id}, {len(prompt_ids)} prompt tokens, {tokens} new tokens, {rounds} rounds, device {dev}")
     samples = interleave(contenders, rounds, log=log)
-    aggregates = {}
-    if streams > 1:
-        for key, run in contenders.items():
-            aggregates[key] = aggregate(run, streams)
-            log(f"  {streams} streams {key}: {aggregates[key]['agg_tok_s']:.1f} tok/s")
-    report.rows = summarize(samples, meta, aggregates)
+    report.rows = summarize(samples, meta)
     report.samples = {k: [{kk: vv for kk, vv in s.items() if kk != "tokens"} for s in v] for k, v in samples.items()}
-    report.samples["aggregates"] = aggregates
+    if streams and served in engines:
+        for n in streams:
+            result = dict(concurrent_streams(engines[served], prompt_ids, tokens, n), variant=served)
+            report.concurrency.append(result)
+            log(f"  {n} streams ({served}): {result['agg_tok_s']:.1f} tok/s aggregate, inter-token p95 "
+                f"{result['itl_ms_p95']:.0f} ms")
+        single = next((c["agg_tok_s"] for c in report.concurrency if c["streams"] == 1), None)
+        for c in report.concurrency:
+            c["x_one_stream"] = ratio(c["agg_tok_s"], single)
     return report
 
 
-def summarize(samples: dict[str, list[dict]], meta: dict[str, dict], aggregates: dict[str, dict] | None = None) -> list[dict]:
-    """Medians per contender, ratios against PyTorch fp32 (same run) and agreement with onnxruntime fp32."""
-    aggregates = aggregates or {}
+def summarize(samples: dict[str, list[dict]], meta: dict[str, dict]) -> list[dict]:
+    """Medians per contender, ratios against PyTorch fp32 and llama.cpp (same run), agreement with ORT fp32."""
     rows = []
     for key, runs in samples.items():
         row = dict(meta[key])
@@ -199,9 +263,6 @@ def summarize(samples: dict[str, list[dict]], meta: dict[str, dict], aggregates:
         row["ttft_ms"] = median([r["ttft_ms"] for r in runs])
         row["cpu_ms_per_token"] = median([r["cpu_ms_per_token"] for r in runs])
         row["tokens"] = runs[-1]["tokens"] if runs else []
-        if key in aggregates:
-            row["agg_tok_s"] = aggregates[key]["agg_tok_s"]
-            row["streams"] = aggregates[key]["streams"]
         rows.append(row)
     reference = next((r for r in rows if r["runtime"] == "onnxruntime" and r["variant"] == "fp32"), None)
     baselines = {r["variant"]: r for r in rows if r["runtime"] == "pytorch"}
@@ -212,7 +273,10 @@ def summarize(samples: dict[str, list[dict]], meta: dict[str, dict], aggregates:
         if torch_fp32 is not None:
             row["x_torch"] = ratio(row["tok_s"], torch_fp32["tok_s"])
             row["ttft_vs_torch"] = ratio(row["ttft_ms"], torch_fp32["ttft_ms"])
-            row["agg_x_torch"] = ratio(row.get("agg_tok_s"), torch_fp32.get("agg_tok_s"))
+        peer = next((r for r in rows if r["runtime"] == "llama.cpp"), None)
+        if peer is not None:
+            row["x_llamacpp"] = ratio(row["tok_s"], peer["tok_s"])
+            row["ttft_vs_llamacpp"] = ratio(row["ttft_ms"], peer["ttft_ms"])
         if "float16" in baselines:
             row["x_torch_fp16"] = ratio(row["tok_s"], baselines["float16"]["tok_s"])
     for row in rows:
@@ -229,19 +293,25 @@ def table(rows: list[dict]) -> str:
                Column("same_tokens", "tokens = ORT fp32")]
     if any("x_torch_fp16" in r for r in rows):
         columns.insert(5, Column("x_torch_fp16", "× PyTorch fp16", "{:.2f}×"))
-    if any("agg_tok_s" in r for r in rows):
-        streams = next(r["streams"] for r in rows if "streams" in r)
-        columns += [Column("agg_tok_s", f"aggregate tok/s ({streams} streams)"), Column("agg_x_torch", "agg × PyTorch", "{:.2f}×")]
+    if any("x_llamacpp" in r for r in rows):
+        columns.insert(5, Column("x_llamacpp", "× llama.cpp", "{:.2f}×"))
+        columns.insert(8, Column("ttft_vs_llamacpp", "TTFT ÷ llama.cpp", "{:.2f}"))
     return markdown_table(columns, rows)
 
 
-def run(tokens: int = 64, rounds: int = 3, streams: int = 0, variants: list[str] | None = None,
-        with_torch: bool = True, log: Callable[[str], None] = print) -> Report:
-    from models.decoding import OnnxCausalLM
-    from models.generation import GENERATION_MODEL, build_prompt
+def concurrency_table(results: list[dict]) -> str:
+    columns = [Column("streams", "streams", "{:d}"), Column("variant", "variant", align="left"),
+               Column("agg_tok_s", "aggregate tok/s"), Column("x_one_stream", "× 1 stream", "{:.2f}×"),
+               Column("itl_ms_p50", "inter-token p50 ms", "{:.0f}"), Column("itl_ms_p95", "inter-token p95 ms", "{:.0f}"),
+               Column("ttft_ms_p50", "TTFT p50 ms", "{:.0f}"), Column("ttft_ms_p95", "TTFT p95 ms", "{:.0f}")]
+    return markdown_table(columns, results)
 
-    lm = OnnxCausalLM(GENERATION_MODEL, "fp32")
-    prompt_ids, _ = build_prompt(lm, "chat", GENERATE_PROMPT, reserve=tokens)
+
+def run(tokens: int = 64, rounds: int = 3, streams: Sequence[int] = (), variants: list[str] | None = None,
+        with_torch: bool = True, log: Callable[[str], None] = print) -> Report:
+    from models.generation import GENERATION_MODEL, build_prompt, get_generator
+
+    prompt_ids, _ = build_prompt(get_generator(), "chat", GENERATE_PROMPT, reserve=tokens)
     report = decoder_benchmark("generate", GENERATION_MODEL, prompt_ids, tokens, rounds, streams, variants,
                                with_torch, log)
     report.settings["prompt"] = GENERATE_PROMPT

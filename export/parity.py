@@ -24,39 +24,29 @@ PROMPTS = {
 }
 
 
-def _onnx_full_forward(session, input_ids: np.ndarray, attention_mask: np.ndarray, decoder_cfg=None):
+def _onnx_encoder_forward(session, input_ids: np.ndarray, attention_mask: np.ndarray) -> dict:
     feed = {"input_ids": input_ids, "attention_mask": attention_mask}
-    names = {i.name for i in session.get_inputs()}
-    if "token_type_ids" in names:
+    if "token_type_ids" in {i.name for i in session.get_inputs()}:
         feed["token_type_ids"] = np.zeros_like(input_ids)
-    if decoder_cfg:
-        layers, kv_heads, head_dim = decoder_cfg
-        if "position_ids" in names:
-            feed["position_ids"] = np.arange(input_ids.shape[1], dtype=np.int64)[None, :]
-        empty = np.zeros((input_ids.shape[0], kv_heads, 0, head_dim), dtype=np.float32)
-        for layer in range(layers):
-            feed[f"past_key_values.{layer}.key"] = empty
-            feed[f"past_key_values.{layer}.value"] = empty
-    outputs = [o.name for o in session.get_outputs() if not o.name.startswith("present")]
+    outputs = [o.name for o in session.get_outputs()]
     return dict(zip(outputs, session.run(outputs, feed)))
 
 
 def check_decoder(spec) -> dict:
-    from models.decoding import OnnxCausalLM
-    from models.sampling import SamplingSettings
+    from models.decoder import DecoderGraph
 
     model = load_model(spec)
-    lm = OnnxCausalLM(spec.id, "fp32")  # the reference export; faster variants pass the quality gate instead
-    tokenizer = lm.tokenizer
+    graph = DecoderGraph.open(spec.id, "fp32")  # the reference export; faster variants pass the quality gate
+    tokenizer = graph.tokenizer
     report = {"model": spec.id, "lengths": {}, "ok": True}
     for name, text in PROMPTS.items():
-        ids = np.asarray([tokenizer(text)["input_ids"]], dtype=np.int64)
+        ids = tokenizer(text)["input_ids"]
         with torch.no_grad():
-            ref = model(torch.from_numpy(ids), output_attentions=True)
-        got = _onnx_full_forward(lm.session, ids, np.ones_like(ids), (lm.num_layers, lm.kv_heads, lm.head_dim))
-        logit_diff = float(np.abs(got["logits"] - ref.logits.numpy()).max())
-        attn_diff = max(float(np.abs(got[f"attentions.{i}"] - a.numpy()).max()) for i, a in enumerate(ref.attentions))
-        report["lengths"][ids.shape[1]] = {"logits_max_abs_diff": logit_diff, "attention_max_abs_diff": attn_diff}
+            ref = model(torch.tensor([ids]), output_attentions=True)
+        got = graph.forward(ids, logits="all", attentions=True, keep_cache=False)
+        logit_diff = float(np.abs(got.logits - ref.logits.numpy()[0]).max())
+        attn_diff = max(float(np.abs(got.attentions[i] - a.numpy()[0]).max()) for i, a in enumerate(ref.attentions))
+        report["lengths"][len(ids)] = {"logits_max_abs_diff": logit_diff, "attention_max_abs_diff": attn_diff}
         report["ok"] &= logit_diff <= LOGIT_TOL and attn_diff <= ATTENTION_TOL
     chat = tokenizer.apply_chat_template(
         [{"role": "user", "content": "Write a short story about a robot who learns to paint."}], add_generation_prompt=True)
@@ -64,9 +54,8 @@ def check_decoder(spec) -> dict:
         torch_out = model.generate(torch.tensor([chat]), max_new_tokens=GREEDY_TOKENS, do_sample=False,
                                    attention_mask=torch.ones(1, len(chat), dtype=torch.long))
     torch_tokens = torch_out[0, len(chat):].tolist()
-    settings = SamplingSettings(max_new_tokens=GREEDY_TOKENS, temperature=0, repetition_penalty=1.0)
-    onnx_tokens = [step.token_id for step in lm.stream(chat, settings)]
-    same = onnx_tokens == torch_tokens  # both stop at EOS or after GREEDY_TOKENS tokens
+    onnx_tokens = graph.greedy(chat, GREEDY_TOKENS)
+    same = onnx_tokens == torch_tokens  # both stop after EOS or after GREEDY_TOKENS tokens
     report["greedy_tokens"] = len(onnx_tokens)
     report["greedy_identical"] = bool(same)
     report["ok"] &= bool(same)
@@ -88,7 +77,7 @@ def check_encoder(spec) -> dict:
         with torch.no_grad():
             ref = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                         token_type_ids=torch.zeros_like(torch.from_numpy(ids)), output_attentions=True)
-        got = _onnx_full_forward(session, ids, mask)
+        got = _onnx_encoder_forward(session, ids, mask)
         valid = mask.astype(bool)  # padded positions are undefined in both; compare real tokens only
         hidden_diff = float(np.abs(got["last_hidden_state"] - ref.last_hidden_state.numpy())[valid].max())
         attn_diff = max(float(np.abs(got[f"attentions.{i}"] - a.numpy())[valid[:, None, :, None].repeat(a.shape[1], 1)

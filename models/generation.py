@@ -1,15 +1,15 @@
 """Text generation for the Generate tab: chat or completion prompts, context trimming, streaming updates.
 
-Everything here is plain Python over models.decoding; demos/generate.py only renders what this yields.
+Everything here is plain Python over the decode engine (models.engine); demos/generate.py only renders what
+this yields.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from models.decoding import GenerationStats, OnnxCausalLM
+from models.decoding import GenerationStats
+from models.engine import Engine, get_engine
 from models.sampling import SamplingSettings
 
 GENERATION_MODEL = "smollm2-135m-instruct"
@@ -18,28 +18,8 @@ MAX_SYSTEM_CHARS = 4_000
 MODES = ("chat", "completion")
 
 
-@lru_cache(maxsize=None)
-def get_generator(model_id: str = GENERATION_MODEL) -> OnnxCausalLM:
-    return OnnxCausalLM(model_id)
-
-
-class _ActiveCounter:
-    """How many decode loops are running right now (shown by /health; tests use it to prove Stop stops)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def __enter__(self):
-        with self._lock:
-            self.value += 1
-
-    def __exit__(self, *exc):
-        with self._lock:
-            self.value -= 1
-
-
-ACTIVE = _ActiveCounter()
+def get_generator(model_id: str = GENERATION_MODEL) -> Engine:
+    return get_engine(model_id)
 
 
 @dataclass
@@ -65,7 +45,7 @@ def validate_prompt(prompt: str) -> str:
     return prompt
 
 
-def build_prompt(lm: OnnxCausalLM, mode: str, prompt: str, history: list[dict] | None = None,
+def build_prompt(lm: Engine, mode: str, prompt: str, history: list[dict] | None = None,
                  system_prompt: str = "", reserve: int = 256) -> tuple[list[int], str]:
     """Token ids for the model and a note when something had to be trimmed to fit the context window."""
     if mode not in MODES:
@@ -115,19 +95,18 @@ def generate(prompt: str, settings: SamplingSettings, mode: str = "chat", histor
     ids, note = build_prompt(lm, mode, prompt, history, system_prompt, reserve=settings.max_new_tokens)
     stats = GenerationStats()
     update = Update(text="", note=note)
-    with ACTIVE:
-        for step in lm.stream(ids, settings, should_stop=should_stop, alternatives=alternatives):
-            stats.on_token()
-            update.text += step.text
-            if step.finish_reason != "eos":
-                update.tokens.append({"text": step.text, "alternatives": step.alternatives})
-            update.n_tokens = stats.tokens
-            update.ttft_ms, update.tokens_per_s = stats.ttft_ms, stats.tokens_per_s
-            if step.finish_reason:
-                update.finish_reason = step.finish_reason
-                if step.finish_reason == "stop_string":
-                    update.text = _cut_at_stop(update.text, settings.stop_strings)
-            yield update
+    for step in lm.stream(ids, settings, should_stop=should_stop, alternatives=alternatives):
+        stats.on_token()
+        update.text += step.text
+        if step.finish_reason != "eos":
+            update.tokens.append({"text": step.text, "alternatives": step.alternatives})
+        update.n_tokens = stats.tokens
+        update.ttft_ms, update.tokens_per_s = stats.ttft_ms, stats.tokens_per_s
+        if step.finish_reason:
+            update.finish_reason = step.finish_reason
+            if step.finish_reason == "stop_string":
+                update.text = _cut_at_stop(update.text, settings.stop_strings)
+        yield update
 
 
 def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str:

@@ -20,12 +20,13 @@ def health_report() -> dict:
         else:
             entry["loaded"] = False
         models.append(entry)
-    from models.generation import ACTIVE
+    from models.engine import active_sequences, engine_stats
 
     summary = runtime_summary()
     return {
         "status": "ok" if all(m["exported"] for m in models) and not summary["device_error"] else "degraded",
         "runtime": summary,
         "models": models,
-        "active_generations": ACTIVE.value,
+        "active_generations": active_sequences(),
+        "engines": engine_stats(),
     }

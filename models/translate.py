@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from models.decoding import GenerationStats, OnnxCausalLM
+from models.decoding import GenerationStats
+from models.engine import Engine, get_engine
 from models.languages import LANGUAGES, detect_language_scored, parse_language, AUTO
 from models.sampling import SamplingSettings
 from models.text_split import join_translations, split_for_translation
@@ -20,9 +21,8 @@ MAX_INPUT_CHARS = 3000  # ~1,000 output tokens: about a minute and a half on a 2
 SEGMENT_CHARS = 200
 
 
-@lru_cache(maxsize=None)
-def get_translator() -> OnnxCausalLM:
-    return OnnxCausalLM(TRANSLATION_MODEL)
+def get_translator() -> Engine:
+    return get_engine(TRANSLATION_MODEL)
 
 
 def messages_for(text: str, source: str, target: str) -> list[dict]:

@@ -70,6 +70,52 @@ def tiny_llama(tiny_model_root):
 
 
 @pytest.fixture(scope="session")
+def tiny_fused_llama(tiny_model_root):
+    """A random Llama with head_dim 16 (GroupQueryAttention needs a multiple of 16), exported like the real
+    decoders plus its fused fp32 graph (export.quantize.build_fused_decoder), served by default on CPU:
+    the graph the engine batches."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from export import quantize
+    from export.optimum_export import export_causal_lm
+
+    torch.manual_seed(1)
+    tokenizer = build_tiny_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+                         tie_word_embeddings=True, attn_implementation="eager")
+    model = LlamaForCausalLM(config).eval()
+    out = tiny_model_root / "onnx" / "tiny-fused"
+    export_causal_lm(model, tokenizer, out)
+    config_dict = json.loads((out / "config.json").read_text())
+    fused, _ = quantize.build_fused_decoder(quantize.load_model(out / "model.onnx"), config_dict, None)
+    quantize.save_model(fused, out / "model_fused.onnx")
+    (out / "build.json").write_text(json.dumps({"model_id": "tiny-fused", "key": {}, "variants": {
+        "fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cuda"]},
+        "fused": {"file": "model_fused.onnx", "precision": "fp32, fused graph", "default_for": ["cpu"]}}}))
+    return model, tokenizer
+
+
+@pytest.fixture
+def make_engine(tiny_registry):
+    """Engines over the tiny decoders; eos=False forgets the EOS ids (a random model emits them anywhere)."""
+    from dataclasses import replace
+
+    from models.decoder import DecoderGraph
+    from models.engine import Engine
+
+    def make(model_id: str = "tiny-llama", variant: str = "default", eos: bool = True, **options) -> Engine:
+        graph = DecoderGraph.open(model_id, variant)
+        if not eos:
+            graph.config = replace(graph.config, eos_ids=frozenset())
+        return Engine(graph, **options)
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def tiny_bert(tiny_model_root):
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -97,7 +143,8 @@ def tiny_registry(tiny_model_root, monkeypatch):
 
     monkeypatch.setenv("LAB_MODEL_DIR", str(tiny_model_root))
     monkeypatch.setenv("MODEL_DEVICE", "cpu")
-    for model_id, task in (("tiny-llama", "text-generation"), ("tiny-bert", "feature-extraction")):
+    for model_id, task in (("tiny-llama", "text-generation"), ("tiny-fused", "text-generation"),
+                           ("tiny-bert", "feature-extraction")):
         spec = registry.ModelSpec(id=model_id, task=task, title=model_id, architecture="tiny random", license="n/a",
                                   provenance="built in tests", export=registry.ExportSettings(task=task))
         monkeypatch.setitem(registry.REGISTRY, model_id, spec)

@@ -6,7 +6,6 @@ import pytest
 
 from demos import generate as tab
 from models import generation
-from models.decoding import OnnxCausalLM
 
 
 class FakeRequest:
@@ -43,9 +42,8 @@ def test_malformed_share_links_keep_defaults():
     assert values[1] == "chat" and values[4] == tab.DEFAULTS.temperature
 
 
-def test_ui_handler_streams_into_chat_and_reports_speed(tiny_llama, tiny_registry, monkeypatch):
-    lm = OnnxCausalLM("tiny-llama")
-    lm.eos_ids = set()
+def test_ui_handler_streams_into_chat_and_reports_speed(tiny_llama, make_engine, monkeypatch):
+    lm = make_engine("tiny-llama", eos=False)
     monkeypatch.setattr(generation, "get_generator", lambda model_id=None: lm)
     monkeypatch.setattr(tab, "get_generator", lambda model_id=None: lm)
     outputs = list(tab.run_generation("The cat", "chat", [], "", 5, 0, 50, 1.0, 1.0, 3, ""))

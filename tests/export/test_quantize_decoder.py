@@ -117,8 +117,9 @@ def test_fused_fp32_graph_matches_the_optimum_export(lab, tmp_path):
 
 
 def test_add_cpu_variants_writes_a_gated_variant_the_runtime_serves(lab, monkeypatch):
-    from models import decoding, registry, runtime
-    from models.decoding import OnnxCausalLM
+    from models import decoder, registry, runtime
+    from models.decoder import DecoderGraph
+    from models.engine import Engine
     from models.sampling import SamplingSettings
 
     variants = q.add_cpu_variants(lab, registry.get_spec(MODEL_ID), log=lambda m: None)
@@ -136,18 +137,18 @@ def test_add_cpu_variants_writes_a_gated_variant_the_runtime_serves(lab, monkeyp
     assert entry["default_for"] == ["cpu"] and variants["fp32"]["default_for"] == ["cuda"]
     assert runtime.preferred_variant(MODEL_ID, variants) == name
 
-    lm = OnnxCausalLM(MODEL_ID)  # "default" -> the CPU variant
-    assert lm.info.variant == "default" and lm.info.path.endswith(entry["file"])
-    lm.eos_ids = set()
-    greedy = SamplingSettings(max_new_tokens=12, temperature=0, repetition_penalty=1.0)
-    prompt = lm.tokenizer("The cat sat on the mat because it was")["input_ids"]
-    tokens = [s.token_id for s in lm.stream(prompt, greedy)]
-    assert len(tokens) == 12
-    monkeypatch.setattr(decoding, "PREFILL_LOGITS_BUDGET", 4 * lm.vocab_size * 3)  # 16-token chunks
+    graph = DecoderGraph.open(MODEL_ID)  # "default" -> the CPU variant
+    assert graph.info.variant == "default" and graph.info.path.endswith(entry["file"])
+    assert graph.fused  # the variant is the fused graph, so the engine batches it
+    greedy = SamplingSettings(max_new_tokens=12, temperature=0, repetition_penalty=1.0, ignore_eos=True)
+    prompt = graph.tokenizer("The cat sat on the mat because it was")["input_ids"]
+    tokens = [s.token_id for s in Engine(graph).stream(prompt, greedy)]
+    assert len(tokens) == 12 and tokens == graph.greedy(prompt, 12, ignore_eos=True)
+    monkeypatch.setattr(decoder, "PREFILL_LOGITS_BUDGET", 4 * graph.config.vocab_size * 3)  # 16-token chunks
     long_prompt = (prompt * 8)[:100]  # within the 256-position context
-    chunked, _ = lm.prefill(long_prompt)
-    monkeypatch.setattr(decoding, "PREFILL_LOGITS_BUDGET", 64 * 2**20)
-    whole, _ = lm.prefill(long_prompt)
+    chunked, _ = graph.prefill(long_prompt)
+    monkeypatch.setattr(decoder, "PREFILL_LOGITS_BUDGET", 64 * 2**20)
+    whole, _ = graph.prefill(long_prompt)
     np.testing.assert_allclose(chunked, whole, atol=1e-3)
 
 
