@@ -40,21 +40,27 @@ def _streams(doc: dict) -> int:
 @dataclass(frozen=True)
 class Source:
     pattern: str  # glob relative to the repository root
-    describe: str  # what was measured, in a few words (English; the note is shown in both languages)
+    describe: str  # what was measured, in a few words, for the page's source notes (English)
+    describe_zh: str  # the same in Chinese
     accept: Callable[[dict], bool] = lambda doc: True  # which files of the glob are of this kind
 
 
 SOURCES: dict[str, Source] = {
     "bench-generate-cpu": Source("bench/results/generate-cpu-*.json", "SmolLM2-135M decode, one stream",
-                                 lambda doc: _streams(doc) <= 1),
-    "bench-generate-cpu-streams": Source("bench/results/generate-cpu-*.json",
-                                         "SmolLM2-135M decode, concurrent streams", lambda doc: _streams(doc) > 1),
+                                 "SmolLM2-135M 解码，单路", lambda doc: _streams(doc) <= 1),
+    "bench-generate-cpu-streams": Source("bench/results/generate-cpu-*.json", "SmolLM2-135M decode, concurrent streams",
+                                         "SmolLM2-135M 解码，多路并发", lambda doc: _streams(doc) > 1),
     "bench-translate-cpu": Source("bench/results/translate-cpu-*.json", "Qwen2.5-0.5B translation decode",
-                                  lambda doc: _streams(doc) <= 1),
-    "bench-classify-cpu": Source("bench/results/classify-cpu-*.json", "sentiment classifier latency"),
-    "gpu-h100": Source("scripts/gpu/results-h100-*.json", "GPU session (scripts/gpu/measure.py)"),
-    "sentiment": Source("models/weights/sentiment_metrics.json", "sentiment head, held-out test split"),
-    "translation-eval": Source("eval/results/translation_scores*.json", "translation dev set, served model"),
+                                  "Qwen2.5-0.5B 翻译解码", lambda doc: _streams(doc) <= 1),
+    "bench-classify-cpu": Source("bench/results/classify-cpu-*.json", "sentiment classifier latency",
+                                 "情感分类延迟"),
+    # the pages say "on an H100": point this at another GPU's files only together with that wording
+    "gpu-h100": Source("scripts/gpu/results-h100-*.json", "GPU session (scripts/gpu/measure.py)",
+                       "GPU 测试（scripts/gpu/measure.py）"),
+    "sentiment": Source("models/weights/sentiment_metrics.json", "sentiment head, held-out test split",
+                        "情感分类头，留出测试集"),
+    "translation-eval": Source("eval/results/translation_scores*.json", "translation dev set, served model",
+                               "翻译开发集，线上模型"),
 }
 
 # key -> (source kind, field path, format). Formats: a str.format spec, or "int" / "pct" (0.786 -> 78.6%).
@@ -112,6 +118,7 @@ class Measurement:
     device: str
     date: str  # YYYY-MM-DD
     what: str
+    what_zh: str
     commit: str = ""  # the git commit the file records, if it records one
 
 
@@ -207,7 +214,7 @@ def resolve(key: str, root: Path = REPO) -> Measurement:
         except KeyError:
             continue
         return Measurement(key, value, _format(value, fmt), file, _device_of(doc), _date_of(doc), source.describe,
-                           _commit_of(doc))
+                           source.describe_zh, _commit_of(doc))
     raise ValueError(f"measured key {key!r}: field {path!r} is in none of {[str(f) for f, _ in files]}")
 
 

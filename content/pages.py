@@ -188,7 +188,8 @@ def get_page(page_id: str, lang: str) -> Page:
 
 _UI_TEXT = {
     "zh": {"contents": "本页目录", "updated": "更新于", "permalink": "本页链接", "other": "English version",
-           "measured": "本页的实测数字从哪里来", "measured_intro": "带上标的数字由页面渲染时从本项目提交的结果文件读取：",
+           "measured": "本页的实测数字从哪里来",
+           "measured_intro": "带上标的数字由页面渲染时从本项目提交的结果文件读取：",
            "no_device": "未记录设备", "commit": "提交"},
     "en": {"contents": "On this page", "updated": "Updated", "permalink": "Link to this page", "other": "中文版",
            "measured": "Where this page's measured numbers come from",
@@ -211,7 +212,8 @@ def _measured_notes(used: list[measured.Measurement], lang: str) -> str:
     lines = [f'## <a id="{MEASURED_ANCHOR}"></a>{ui["measured"]}', "", ui["measured_intro"], ""]
     for number, m in enumerate(measured.sources_by_file(used), start=1):
         commit = f", {ui['commit']} {m.commit}" if m.commit else ""
-        lines.append(f"{number}. `{measured.relative(m.path)}`: {m.what}; {m.device or ui['no_device']}; "
+        what = m.what_zh if lang == "zh" else m.what
+        lines.append(f"{number}. `{measured.relative(m.path)}`: {what}; {m.device or ui['no_device']}; "
                      f"{m.date}{commit}")
     return "\n".join(lines)
 
