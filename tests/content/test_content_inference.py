@@ -73,3 +73,17 @@ def test_price_table_is_dated_and_sourced_in_both_languages():
         rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
         assert len(rows) >= 8
         assert any("DeepSeek" in row for row in rows) and any("Kimi" in row for row in rows)
+
+
+@pytest.mark.parametrize("lang", pages.LANGS)
+def test_serving_cost_example_on_the_costs_page_uses_deepseeks_published_throughput(lang):
+    body = pages.get_page("costs", lang).body
+    usd_per_million = 2 * 8 / 3600 / 14_800 * 1e6
+    assert "14,800" in body and f"{usd_per_million:.2f}" in body
+
+
+@pytest.mark.parametrize("lang", pages.LANGS)
+def test_faq_self_host_figure_is_the_break_even_example(lang):
+    link = _breakeven_links(pages.get_page("inference", lang))[0]
+    monthly = float(link["price"]) * float(link["gpus"]) * HOURS_PER_MONTH
+    assert f"{monthly:,.0f}" in pages.get_page("faq", lang).body
