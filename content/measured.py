@@ -12,7 +12,8 @@ Two tables, in one place, are all there is to re-point:
 - ``SOURCES``: a kind of results file -> where such files live (a glob) and which of them count;
 - ``METRICS``: a placeholder key -> (source kind, field path, format). Re-point a key by editing its line.
 
-Field paths are dotted names; ``rows[variant=int4]`` picks the list element whose ``variant`` is ``int4``.
+Field paths are dotted names; ``rows[runtime=onnxruntime,variant=int4]`` picks the first list element with
+those values (a benchmark that adds a llama.cpp row with its own int4 variant does not change the key).
 New results files are picked up without code changes: the newest file of a kind (by the date recorded in
 the file, then by file name) that contains the field wins, so a new benchmark with extra fields or rows
 changes the pages, and one that lacks a field falls back to the newest file that has it (the note names it).
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 PLACEHOLDER = re.compile(r"\{\{measured:([a-z0-9_.\-]+)\}\}")
 _ANY_PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")  # a misspelt one ({{measure:x}}) must fail too, not show as text
-_SELECTOR = re.compile(r"^([A-Za-z0-9_\-]+)\[([A-Za-z0-9_\-]+)=([^\]]+)\]$")
+_SELECTOR = re.compile(r"^([A-Za-z0-9_\-]+)\[([^\]]+)\]$")  # rows[runtime=onnxruntime,variant=int4]
 
 
 def _streams(doc: dict) -> int:
@@ -63,27 +64,33 @@ SOURCES: dict[str, Source] = {
                                "翻译开发集，线上模型"),
 }
 
-# key -> (source kind, field path, format). Formats: a str.format spec, or "int" / "pct" (0.786 -> 78.6%).
+# benchmark rows (bench/common.py Report.rows), picked by runtime and exported variant
+_INT4, _INT8 = "rows[runtime=onnxruntime,variant=int4]", "rows[runtime=onnxruntime,variant=int8]"
+_FP32, _TORCH = "rows[runtime=onnxruntime,variant=fp32]", "rows[runtime=pytorch]"
+
+# key -> (source kind, field path, format). Formats: a str.format spec, "int" (thousands separators),
+# or "prefix" (the count in "22/64": tokens that agree before the first mismatch).
 METRICS: dict[str, tuple[str, str, str]] = {
     # 2-core CPU, SmolLM2-135M greedy decode, batch 1 (bench/generate.py): median and best round
-    "generate.cpu.int4.tok_s": ("bench-generate-cpu", "rows[variant=int4].tok_s", "{:.1f}"),
-    "generate.cpu.int4.tok_s_best": ("bench-generate-cpu", "rows[variant=int4].tok_s_best", "{:.0f}"),
-    "generate.cpu.int4.ttft_ms": ("bench-generate-cpu", "rows[variant=int4].ttft_ms", "{:.0f}"),
-    "generate.cpu.int4.same_tokens": ("bench-generate-cpu", "rows[variant=int4].same_tokens", "{}"),
-    "generate.cpu.int4.x_torch": ("bench-generate-cpu", "rows[variant=int4].x_torch", "{:.1f}"),
-    "generate.cpu.fp32.tok_s": ("bench-generate-cpu", "rows[variant=fp32].tok_s", "{:.1f}"),
-    "generate.cpu.fp32.same_tokens": ("bench-generate-cpu", "rows[variant=fp32].same_tokens", "{}"),
-    "generate.cpu.torch.tok_s": ("bench-generate-cpu", "rows[runtime=pytorch].tok_s", "{:.1f}"),
-    "generate.cpu.torch.tok_s_best": ("bench-generate-cpu", "rows[runtime=pytorch].tok_s_best", "{:.0f}"),
+    "generate.cpu.int4.tok_s": ("bench-generate-cpu", _INT4 + ".tok_s", "{:.1f}"),
+    "generate.cpu.int4.tok_s_best": ("bench-generate-cpu", _INT4 + ".tok_s_best", "{:.0f}"),
+    "generate.cpu.int4.ttft_ms": ("bench-generate-cpu", _INT4 + ".ttft_ms", "{:.0f}"),
+    "generate.cpu.int4.same_tokens": ("bench-generate-cpu", _INT4 + ".same_tokens", "prefix"),
+    "generate.cpu.int4.x_torch": ("bench-generate-cpu", _INT4 + ".x_torch", "{:.1f}"),
+    "generate.cpu.fp32.tok_s": ("bench-generate-cpu", _FP32 + ".tok_s", "{:.1f}"),
+    # same_tokens: how many greedy tokens, of all, agree with ONNX Runtime fp32 before the first mismatch
+    "generate.cpu.torch.same_tokens": ("bench-generate-cpu", _TORCH + ".same_tokens", "prefix"),
+    "generate.cpu.torch.tok_s": ("bench-generate-cpu", _TORCH + ".tok_s", "{:.1f}"),
+    "generate.cpu.torch.tok_s_best": ("bench-generate-cpu", _TORCH + ".tok_s_best", "{:.0f}"),
     "generate.cpu.tokens": ("bench-generate-cpu", "settings.tokens", "int"),
     "generate.cpu.rounds": ("bench-generate-cpu", "settings.rounds", "int"),
     # 2-core CPU, Qwen2.5-Coder-0.5B translation decode
-    "translate.cpu.int8.tok_s": ("bench-translate-cpu", "rows[variant=int8].tok_s", "{:.1f}"),
-    "translate.cpu.int8.tok_s_best": ("bench-translate-cpu", "rows[variant=int8].tok_s_best", "{:.0f}"),
-    "translate.cpu.torch.tok_s": ("bench-translate-cpu", "rows[runtime=pytorch].tok_s", "{:.1f}"),
+    "translate.cpu.int8.tok_s": ("bench-translate-cpu", _INT8 + ".tok_s", "{:.1f}"),
+    "translate.cpu.int8.tok_s_best": ("bench-translate-cpu", _INT8 + ".tok_s_best", "{:.0f}"),
+    "translate.cpu.torch.tok_s": ("bench-translate-cpu", _TORCH + ".tok_s", "{:.1f}"),
     # 2-core CPU, sentiment classifier, one sentence
-    "classify.cpu.fp32.p50_ms": ("bench-classify-cpu", "rows[variant=fp32].p50_ms", "{:.1f}"),
-    "classify.cpu.torch.p50_ms": ("bench-classify-cpu", "rows[runtime=pytorch].p50_ms", "{:.1f}"),
+    "classify.cpu.fp32.p50_ms": ("bench-classify-cpu", _FP32 + ".p50_ms", "{:.1f}"),
+    "classify.cpu.torch.p50_ms": ("bench-classify-cpu", _TORCH + ".p50_ms", "{:.1f}"),
     # H100 session: SmolLM2 batch 1, 16 streams; MiniLM batch 1 at 32 tokens
     "gpu.smollm2.ort_fp32.tok_s": ("gpu-h100", "sections.ort_smollm2.fp32.tok_s", "{:.1f}"),
     "gpu.smollm2.ort_fp32.ttft_ms": ("gpu-h100", "sections.ort_smollm2.fp32.ttft_ms", "{:.1f}"),
@@ -139,12 +146,13 @@ def _device_of(doc: dict) -> str:
 
 
 def _step(node: Any, name: str) -> tuple[bool, Any]:
-    """One path step: a dict key, or ``list[field=value]`` (the first element whose field equals value)."""
+    """One path step: a dict key, or ``list[field=value,...]`` (the first element with all those values)."""
     selector = _SELECTOR.match(name)
     if selector and isinstance(node, dict) and isinstance(node.get(selector.group(1)), list):
-        field, want = selector.group(2), selector.group(3)
-        rows = [row for row in node[selector.group(1)] if isinstance(row, dict) and str(row.get(field)) == want]
-        return (True, rows[0]) if rows else (False, None)
+        want = dict(pair.split("=", 1) for pair in selector.group(2).split(",") if "=" in pair)
+        rows = [row for row in node[selector.group(1)]
+                if isinstance(row, dict) and all(str(row.get(k)) == v for k, v in want.items())]
+        return (True, rows[0]) if rows and want else (False, None)
     if isinstance(node, dict) and name in node:
         return True, node[name]
     return False, None
@@ -181,8 +189,9 @@ def _lookup(doc: Any, path: str) -> Any:
 def _format(value: Any, fmt: str) -> str:
     if fmt == "int":
         return f"{int(value):,}"
-    if fmt == "pct":
-        return f"{100 * float(value):.1f}%"
+    if fmt == "prefix":
+        count, _, _total = str(value).partition("/")
+        return f"{int(count):,}"
     return fmt.format(value)
 
 

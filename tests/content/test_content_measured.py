@@ -48,7 +48,8 @@ def test_no_page_quotes_a_project_measurement_without_a_placeholder(page):
     "Measured by this project on a 2-core CPU (2026-11-22, SmolLM2-135M greedy decoding): PyTorch 15 tokens/s, "
     "ONNX Runtime fp32 20 tokens/s, dynamic int8 23 tokens/s, identical text from all three.",
     "this project measured SmolLM2-135M at 40 tokens/s with a 46 ms time to first token",
-    "frozen MiniLM plus logistic regression reached 0.85 accuracy on positive/negative tweets (measured by this project).",
+    "frozen MiniLM plus logistic regression reached 0.85 accuracy on positive/negative tweets "
+    "(measured by this project).",
     "本项目在 2 核 CPU 上实测，SmolLM2-135M 贪心解码：PyTorch 每秒 15 个 token。",
     "H100 上 MiniLM（批大小 1、长度 32）：PyTorch eager fp16 2.97 毫秒。",
     "冻结 MiniLM 加逻辑回归，正负面二分类准确率 0.85（本项目测量）。",
