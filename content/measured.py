@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -195,14 +196,20 @@ def _format(value: Any, fmt: str) -> str:
     return fmt.format(value)
 
 
+@lru_cache(maxsize=64)
+def _load(path: Path, mtime_ns: int) -> Any:
+    """Parsed results file; cached per modification time (a page render resolves dozens of keys)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"results file {path} is not readable JSON: {exc}") from exc
+
+
 def _candidates(source: Source, root: Path) -> list[tuple[Path, dict]]:
     """Files of one kind, newest first (recorded date, then file name, whose stamps sort by time)."""
     found = []
     for path in root.glob(source.pattern):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"results file {path} is not readable JSON: {exc}") from exc
+        doc = _load(path, path.stat().st_mtime_ns)
         if isinstance(doc, dict) and source.accept(doc):
             found.append((path, doc))
     return sorted(found, key=lambda item: (_date_of(item[1]), item[0].name), reverse=True)
