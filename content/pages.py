@@ -218,6 +218,21 @@ def _measured_notes(used: list[measured.Measurement], lang: str) -> str:
     return "\n".join(lines)
 
 
+# Wide tables (prices, GPUs) scroll sideways inside their own box instead of widening the whole page on a phone;
+# the blank lines keep the table Markdown outside the HTML block, so it is still parsed as a table.
+_TABLE_OPEN = '<div class="guide-table" style="overflow-x:auto">\n\n'
+_TABLE_CLOSE = "\n\n</div>\n"
+
+
+def _wrap_tables(body: str, lines: list[str]) -> None:
+    """Put each top-level table of the body (as lines) inside a horizontally scrolling box, in place."""
+    for token in _MD.parse(body):
+        if token.type == "table_open" and token.level == 0 and token.map:
+            start, end = token.map
+            lines[start] = _TABLE_OPEN + lines[start]
+            lines[end - 1] = lines[end - 1] + _TABLE_CLOSE
+
+
 def render(page: Page) -> str:
     """Markdown for display: title, summary, a contents list, the body with HTML anchors, a footer.
 
@@ -230,6 +245,7 @@ def render(page: Page) -> str:
     for heading in page.headings:
         if heading.anchor:
             lines[heading.line] = f'{"#" * heading.level} <a id="{heading.anchor}"></a>{heading.text}'
+    _wrap_tables(page.body, lines)
     contents = [f"- [{h.text}](#{h.anchor})" for h in page.headings if h.level == 2 and h.anchor]
     other = "en" if page.lang == "zh" else "zh"
     body, used = measured.fill("\n".join(lines).strip(), _measured_marker)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from markdown_it import MarkdownIt
 
 from content import pages
 from costs.accelerators import canonical_names, get_accelerator
@@ -208,3 +209,12 @@ def test_attention_worked_example_in_the_primer_is_arithmetically_right(lang):
         for values in matrix:
             assert row(values) in body, row(values)
     assert "[1.0, 0.0, 0.5]" in body  # the scaled scores of the first query
+
+
+@pytest.mark.parametrize("page", [p for p in ALL_PAGES if "\n|---" in p.body], ids=lambda p: f"{p.lang}-{p.id}")
+def test_tables_scroll_inside_their_own_box_so_a_phone_page_does_not_widen(page):
+    html = MarkdownIt("commonmark").enable("table").render(pages.render(page))
+    tables = html.count("<table>")
+    assert tables >= 1
+    assert html.count('<div class="guide-table" style="overflow-x:auto">\n<table>') == tables
+    assert html.count("</table>\n</div>") == tables
