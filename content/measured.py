@@ -244,16 +244,25 @@ def keys_in(text: str) -> list[str]:
 
 def fill(text: str, marker: Callable[[Measurement, int], str] = lambda m, n: "",
          root: Path = REPO) -> tuple[str, list[Measurement]]:
-    """Replace every placeholder with its value (+ marker(measurement, note number)); the files used, in order."""
+    """Replace every placeholder with its value; the measurements used, in order.
+
+    ``marker(measurement, note number)`` is appended after the first value from each file on a line (a
+    paragraph, list item or table row), so a sentence quoting five numbers from one run carries one note.
+    """
     keys_in(text)  # validates the syntax first
     used: list[Measurement] = []
     files: list[Path] = []
+    marked: set[tuple[int, Path]] = set()
 
     def replace(match: re.Match) -> str:
         measurement = resolve(match.group(1), root)
         used.append(measurement)
         if measurement.path not in files:
             files.append(measurement.path)
+        place = (text.count("\n", 0, match.start()), measurement.path)
+        if place in marked:
+            return measurement.text
+        marked.add(place)
         return measurement.text + marker(measurement, files.index(measurement.path) + 1)
 
     return PLACEHOLDER.sub(replace, text), used
