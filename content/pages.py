@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl, quote
 import yaml
 from markdown_it import MarkdownIt
 
+from content import measured
+
 CONTENT_DIR = Path(__file__).resolve().parent
 LANGS: tuple[str, ...] = ("zh", "en")
 DEFAULT_LANG = "zh"
@@ -185,28 +187,74 @@ def get_page(page_id: str, lang: str) -> Page:
 
 
 _UI_TEXT = {
-    "zh": {"contents": "本页目录", "updated": "更新于", "permalink": "本页链接", "other": "English version"},
-    "en": {"contents": "On this page", "updated": "Updated", "permalink": "Link to this page", "other": "中文版"},
+    "zh": {"contents": "本页目录", "updated": "更新于", "permalink": "本页链接", "other": "English version",
+           "measured": "本页的实测数字从哪里来",
+           "measured_intro": "带上标的数字由页面渲染时从本项目提交的结果文件读取：",
+           "no_device": "未记录设备", "commit": "提交"},
+    "en": {"contents": "On this page", "updated": "Updated", "permalink": "Link to this page", "other": "中文版",
+           "measured": "Where this page's measured numbers come from",
+           "measured_intro": "Numbers with a superscript are read, when the page is rendered, from the project's "
+                             "committed results files:",
+           "no_device": "device not recorded", "commit": "commit"},
 }
+MEASURED_ANCHOR = "measured-sources"
+
+
+def _measured_marker(measurement: measured.Measurement, number: int) -> str:
+    return f'<sup>[{number}](#{MEASURED_ANCHOR})</sup>'
+
+
+def _measured_notes(used: list[measured.Measurement], lang: str) -> str:
+    """The closing note: one line per results file, with what it measured, on which device, when."""
+    if not used:
+        return ""
+    ui = _UI_TEXT[lang]
+    lines = [f'## <a id="{MEASURED_ANCHOR}"></a>{ui["measured"]}', "", ui["measured_intro"], ""]
+    for number, m in enumerate(measured.sources_by_file(used), start=1):
+        commit = f", {ui['commit']} {m.commit}" if m.commit else ""
+        what = m.what_zh if lang == "zh" else m.what
+        lines.append(f"{number}. `{measured.relative(m.path)}`: {what}; {m.device or ui['no_device']}; "
+                     f"{m.date}{commit}")
+    return "\n".join(lines)
+
+
+# Wide tables (prices, GPUs) scroll sideways inside their own box instead of widening the whole page on a phone;
+# the blank lines keep the table Markdown outside the HTML block, so it is still parsed as a table.
+_TABLE_OPEN = '<div class="guide-table" style="overflow-x:auto">\n\n'
+_TABLE_CLOSE = "\n\n</div>\n"
+
+
+def _wrap_tables(body: str, lines: list[str]) -> None:
+    """Put each top-level table of the body (as lines) inside a horizontally scrolling box, in place."""
+    for token in _MD.parse(body):
+        if token.type == "table_open" and token.level == 0 and token.map:
+            start, end = token.map
+            lines[start] = _TABLE_OPEN + lines[start]
+            lines[end - 1] = lines[end - 1] + _TABLE_CLOSE
 
 
 def render(page: Page) -> str:
     """Markdown for display: title, summary, a contents list, the body with HTML anchors, a footer.
 
     ``## Title {#x}`` becomes ``## <a id="x"></a>Title`` so that ``#x`` links scroll to it in the browser.
+    ``{{measured:key}}`` placeholders become the value from the project's results files plus a note number;
+    the notes (file, device, date) close the page. An unresolvable placeholder raises ValueError.
     """
     ui = _UI_TEXT[page.lang]
     lines = page.body.split("\n")
     for heading in page.headings:
         if heading.anchor:
             lines[heading.line] = f'{"#" * heading.level} <a id="{heading.anchor}"></a>{heading.text}'
+    _wrap_tables(page.body, lines)
     contents = [f"- [{h.text}](#{h.anchor})" for h in page.headings if h.level == 2 and h.anchor]
     other = "en" if page.lang == "zh" else "zh"
+    body, used = measured.fill("\n".join(lines).strip(), _measured_marker)
     parts = [
         f"# {page.title}",
         f"*{page.summary}* — {ui['updated']} {page.updated}",
         f"**{ui['contents']}**\n\n" + "\n".join(contents) if contents else "",
-        "\n".join(lines).strip(),
+        body,
+        _measured_notes(used, page.lang),
         "---",
         f"[{ui['permalink']}]({guide_url(page.id, page.lang)}) · [{ui['other']}]({guide_url(page.id, other)})",
     ]
