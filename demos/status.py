@@ -15,6 +15,10 @@ def status_line() -> str:
     device = {"cuda": "GPU (CUDA)", "cpu": "CPU"}.get(runtime["device"], runtime["device"])
     served = ", ".join(f"{m['id']}: {m['provider'].replace('ExecutionProvider', '')} {m['precision']}"
                        for m in report["models"] if m.get("loaded")) or "models load on first use"
+    engines = "; ".join(f"{e['model']}: {'batched' if e['batched'] else 'per-sequence'} engine, {e['running']}/{e['slots']} "
+                        f"running, {e['waiting']} waiting" for e in report.get("engines", []))
+    served += f" · {engines}" if engines else ""
+    served += "".join(f" · ⚠ {m['id']}: {m['warning']}" for m in report["models"] if m.get("warning"))
     return (f"<small>Serving on **{html.escape(device)}** · {html.escape(served)} · onnxruntime {runtime['onnxruntime']} · "
             f"gradio {version('gradio')} · {runtime['cpu_threads']} CPU threads · [health](/health)</small>")
 

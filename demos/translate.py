@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from demos.common import badge, user_error
+from demos.common import badge, decoder_queue, user_error
 from models.languages import LANGUAGES, display_choices
 from models.paths import REPO_ROOT
-from models.translate import MAX_INPUT_CHARS, get_translator, translate_stream
+from models.translate import MAX_INPUT_CHARS, TRANSLATION_MODEL, get_translator, translate_stream
 
 SCORES_FILE = REPO_ROOT / "eval" / "results" / "translation_scores.json"
 EXAMPLES = [
@@ -97,8 +97,9 @@ def build(demo: gr.Blocks) -> None:
     with gr.Accordion("Model card 模型说明", open=False):
         gr.Markdown(model_card())
 
+    queue = decoder_queue(TRANSLATION_MODEL)
     event = run_btn.click(run_translation, [text, source, target], [output, status], api_visibility="private",
-                          concurrency_limit=2, concurrency_id="decoder")
+                          **queue)
     stop_btn.click(None, None, None, cancels=[event], api_visibility="private")
     swap_btn.click(swap, [source, target, text, output], [source, target, text, output], api_visibility="private")
-    gr.api(translate_api, api_name="translate", concurrency_limit=2, concurrency_id="decoder")
+    gr.api(translate_api, api_name="translate", **queue)

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         gate = quality_gate(*args.gate_only)
         print(json.dumps(gate, indent=1))
         return 0 if gate["pass"] else 1
+    failed = []
     for model_id in args.only or list(REGISTRY):
         directory = model_dir(model_id)
         if not (directory / "build.json").is_file():
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         base = {k: v for k, v in current.items() if k == "fp32" or "cpu" not in v.get("devices", [])}
         variants = add_cpu_variants(directory, REGISTRY[model_id], base, lossy_int4=args.lossy_int4)
         update_manifest(directory, variants)
+        failed += [f"{model_id} {name}" for name, entry in variants.items() if not entry.get("gate", {}).get("pass", True)]
+    if failed:  # a variant that was asked for and failed its gate is a failed build (it is never served by default)
+        print(f"quality gate FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

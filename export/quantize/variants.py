@@ -87,6 +87,7 @@ def add_cpu_variants(model_dir: Path, spec, variants: dict | None = None, lossy_
         file = summary["files"][0]
         gate = quality_gate(spec.id, name, model_dir, file=file)
         log(f"    gate {name}: {format_gate(gate)}")
+        record_gate(gate)
         entry = {"file": file, "precision": _precision(summary, summary["fused"]), "default_for": [],
                  "devices": ["cpu"], "gate": {k: gate[k] for k in GATE_KEYS if k in gate}}
         if gate["pass"] and default is None:
@@ -100,6 +101,22 @@ def add_cpu_variants(model_dir: Path, spec, variants: dict | None = None, lossy_
     elif "fp32" in merged and not any("cpu" in e.get("default_for", []) for e in merged.values()):
         merged["fp32"]["default_for"] = ["cpu", *merged["fp32"].get("default_for", [])]  # nothing passed
     return merged
+
+
+GATE_RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+
+
+def record_gate(gate: dict) -> Path:
+    """Write a gate's result to export/results/gate-<model>-<variant>.json (committed: the run that decided
+    which variant a CPU serves is part of the repository, not only of the model cache's build.json)."""
+    from bench.common import git_commit, package_versions
+
+    path = GATE_RESULTS_DIR / f"gate-{gate['model']}-{gate['variant']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = dict(gate, date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), commit=git_commit(), versions=package_versions(),
+                  device="cpu")
+    path.write_text(json.dumps(record, indent=1, ensure_ascii=False, default=str) + "\n")
+    return path
 
 
 def update_manifest(model_dir: Path, variants: dict) -> None:

@@ -1,6 +1,6 @@
 """GPU measurements for the speed issue, run on the lent H100/H200 by scripts/gpu/run.sh.
 
-One run, same machine, same prompts: PyTorch eager (fp16) vs the site's own runtime (models.decoding on
+One run, same machine, same prompts: PyTorch eager (fp16) vs the site's own runtime (models.engine on
 onnxruntime CUDA, fp32 and fp16), MiniLM latency/throughput, and the fp16 quality gate (NaN, greedy tokens
 vs fp32). Prints a table last; writes everything to $OUT/gpu_results.json. Each section is independent:
 a failure is reported and the next section still runs.
@@ -20,7 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("MODEL_DEVICE", "cuda")
 
-from models.decoding import OnnxCausalLM  # noqa: E402
+from models.decoder import DecoderGraph  # noqa: E402
+from models.engine import Engine, get_engine  # noqa: E402
 from models.registry import MINILM, SMOLLM2  # noqa: E402
 from models.sampling import SamplingSettings  # noqa: E402
 
@@ -61,8 +62,7 @@ def chat_ids(tokenizer, prompt):
 
 
 def ort_decode(lm, ids, n=NEW_TOKENS):
-    settings = SamplingSettings(max_new_tokens=n, temperature=0, repetition_penalty=1.0)
-    lm_eos, lm.eos_ids = lm.eos_ids, set()  # decode exactly n tokens for timing
+    settings = SamplingSettings(max_new_tokens=n, temperature=0, repetition_penalty=1.0, ignore_eos=True)
     start = time.perf_counter()
     first = None
     tokens = []
@@ -71,7 +71,6 @@ def ort_decode(lm, ids, n=NEW_TOKENS):
             first = time.perf_counter()
         tokens.append(step.token_id)
     end = time.perf_counter()
-    lm.eos_ids = lm_eos
     return tokens, (first - start) * 1000, (len(tokens) - 1) / (end - first)
 
 
@@ -114,14 +113,14 @@ def ort_smollm2():
     out = {}
     reference = None
     for variant in ("fp32", "fp16"):
-        lm = OnnxCausalLM(SMOLLM2.id, variant)
+        lm = get_engine(SMOLLM2.id, variant)
         assert lm.info.provider == "CUDAExecutionProvider", lm.info.provider
         ids = chat_ids(lm.tokenizer, PROMPTS[0])
         ort_decode(lm, ids, 8)  # warm-up
         runs = [ort_decode(lm, ids) for _ in range(3)]
         tps = statistics.median(r[2] for r in runs)
         ttft = statistics.median(r[1] for r in runs)
-        logits, _ = lm.prefill(ids)
+        logits, _ = lm.graph.prefill(ids)
         greedy = [ort_decode(lm, chat_ids(lm.tokenizer, p), 32)[0] for p in PROMPTS]
         if variant == "fp32":
             reference = greedy
@@ -146,12 +145,13 @@ def ort_profile():
     options = session_options()
     options.enable_profiling = True
     options.profile_file_prefix = str(OUT / "ort_profile")
-    lm = OnnxCausalLM(SMOLLM2.id, "fp32")
-    lm.session = ort.InferenceSession(str(model_dir(SMOLLM2.id) / "model.onnx"), sess_options=options,
-                                      providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"])
+    shared = get_engine(SMOLLM2.id, "fp32").graph
+    session = ort.InferenceSession(str(model_dir(SMOLLM2.id) / "model.onnx"), sess_options=options,
+                                   providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"])
+    lm = Engine(DecoderGraph(session, shared.config, shared.tokenizer, shared.info))
     ids = chat_ids(lm.tokenizer, PROMPTS[0])
     ort_decode(lm, ids, 17)
-    trace = json.loads(Path(lm.session.end_profiling()).read_text())
+    trace = json.loads(Path(session.end_profiling()).read_text())
     nodes = [e for e in trace if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
     runs = [e for e in trace if e.get("name") == "model_run"]
     by_provider, by_op = {}, {}
@@ -174,17 +174,13 @@ def ort_profile():
 
 @section("ort_smollm2_streams")
 def ort_streams():
-    from bench.generate import aggregate  # the same concurrent-streams measurement as `python -m bench`
+    from bench.generate import concurrent_streams  # the same measurement as `python -m bench generate --streams`
 
-    lm = OnnxCausalLM(SMOLLM2.id, "fp16")
+    lm = get_engine(SMOLLM2.id, "fp16")
     ids = chat_ids(lm.tokenizer, PROMPTS[0])
-
-    def one_stream() -> dict:
-        tokens, ttft_ms, tok_s = ort_decode(lm, ids, 64)
-        return {"tokens": tokens, "ttft_ms": ttft_ms, "tok_s": tok_s}
-
-    result = aggregate(one_stream, 16)
-    rows.append(("ORT CUDA fp16 SmolLM2, 16 threads x 1 stream", f"{result['agg_tok_s']:.0f} tok/s aggregate"))
+    result = concurrent_streams(lm, ids, 64, 16)
+    rows.append((f"ORT CUDA fp16 SmolLM2, 16 streams through the engine ({'batched' if lm.batched else 'per-sequence'})",
+                 f"{result['agg_tok_s']:.0f} tok/s aggregate · inter-token p95 {result['itl_ms_p95']:.1f} ms"))
     return result
 
 

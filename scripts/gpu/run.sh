@@ -13,5 +13,9 @@ fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())"
 python3 -m export --only smollm2-135m-instruct minilm-l6-v2 2>&1 | grep -vi "warn\|tensors\.\.\."
-python3 -m export --check --only smollm2-135m-instruct minilm-l6-v2 2>&1 | grep -vi "warn\|tensors\.\.\." || true
+# A parity failure must not be hidden: the measurements still run (they say what failed), and the script exits 1.
+parity=0
+python3 -m export --check --only smollm2-135m-instruct minilm-l6-v2 > /tmp/parity.log 2>&1 || parity=$?
+grep -vi "warn\|tensors\.\.\." /tmp/parity.log
 python3 scripts/gpu/measure.py 2>&1 | grep -vi "warn"
+if [ "$parity" -ne 0 ]; then echo "parity check FAILED (exit $parity): see above" >&2; exit 1; fi

@@ -91,3 +91,31 @@ def test_untie_lm_head_turns_transposed_embedding_into_a_weight(tiny_llama, tiny
     assert folded and "/lm_head/MatMul" not in before and "/lm_head/MatMul" in after
     embedding = next(t for t in model.graph.initializer if t.name == "model.embed_tokens.weight")
     np.testing.assert_array_equal(numpy_helper.to_array(after["/lm_head/MatMul"]), numpy_helper.to_array(embedding).T)
+
+
+def test_quantize_cli_exits_non_zero_when_a_built_variant_fails_its_gate(tmp_path, monkeypatch):
+    import json
+
+    from export.quantize import __main__ as cli
+
+    directory = tmp_path / "onnx" / "smollm2-135m-instruct"
+    directory.mkdir(parents=True)
+    (directory / "build.json").write_text(json.dumps({"variants": {"fp32": {"file": "model.onnx"}}}))
+    monkeypatch.setenv("LAB_MODEL_DIR", str(tmp_path))
+    failing = {"fp32": {"file": "model.onnx"}, "int4": {"file": "model_int4.onnx", "gate": {"pass": False}}}
+    monkeypatch.setattr(cli, "add_cpu_variants", lambda *a, **k: failing)
+    monkeypatch.setattr(cli, "update_manifest", lambda *a, **k: None)
+    assert cli.main(["--only", "smollm2-135m-instruct"]) == 1
+    failing["int4"]["gate"]["pass"] = True
+    assert cli.main(["--only", "smollm2-135m-instruct"]) == 0
+
+
+def test_a_gate_result_is_recorded_in_a_committed_results_file(tmp_path, monkeypatch):
+    import json
+
+    from export.quantize import variants
+
+    monkeypatch.setattr(variants, "GATE_RESULTS_DIR", tmp_path)
+    path = variants.record_gate({"model": "m", "variant": "int4", "pass": True, "perplexity_change": 0.004})
+    record = json.loads(path.read_text())
+    assert path.name == "gate-m-int4.json" and record["pass"] is True and record["date"] and "versions" in record
