@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test install models check bench clean-models
+.PHONY: run test install models check bench bench-peers clean-models
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.txt
 	python3 -m venv $(VENV)
@@ -36,3 +36,7 @@ check: models
 
 bench: models
 	$(PY) -m bench all
+
+# llama.cpp as the benchmark peer (optional; bench/generate.py uses it when installed)
+bench-peers: install
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install --quiet -r requirements-bench.txt

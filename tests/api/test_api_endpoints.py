@@ -74,6 +74,31 @@ def test_stop_cancels_decoding_on_the_server(client, site_url):
     assert_healthy(site_url)
 
 
+def test_any_mix_of_cancels_returns_the_engine_to_idle_and_releases_its_kv_memory(client, site_url):
+    """12 jobs submitted, some decoding, some still queued; all cancelled: nothing keeps decoding, the engine's
+    KV buffer is given back, and the site answers at once."""
+    assert wait_for_active_generations(site_url, lambda n: n == 0, 60) == 0, "another generation is still running"
+    jobs = [client.submit(f"Story {i}: once upon a time,", "completion", 512, 0.8, 50, 0.95, 1.1, i, "", "",
+                          api_name="/generate") for i in range(12)]
+    deadline = time.monotonic() + 90
+    while not any(job.outputs() for job in jobs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get_health(site_url)[1]["active_generations"] >= 1, "some generation should be decoding"
+    for index, job in enumerate(jobs):
+        job.cancel()
+        if index == 5:
+            time.sleep(0.5)  # cancels arrive spread out, some while others are being admitted
+    assert wait_for_active_generations(site_url, lambda n: n == 0, 20) == 0, "cancelled sequences kept decoding"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        engines = get_health(site_url)[1]["engines"]
+        if all(e["kv_bytes"] == 0 for e in engines):
+            break
+        time.sleep(0.1)
+    assert all(e["kv_bytes"] == 0 and e["running"] == 0 for e in engines), engines
+    assert generate(client, "Say hello.", max_new_tokens=3)
+
+
 def test_classify_returns_three_probabilities_and_the_obvious_label(client):
     positive = client.predict("I absolutely love this, thank you so much! Best trip ever.", api_name="/classify")
     negative = client.predict("Two hours on hold and the refund still hasn't come through. Never again.",
