@@ -125,6 +125,16 @@ _TABLE: list[Accelerator] = [
         fp8_dense_tflops=242.5, tf32_dense_tflops=60.0, notes="Datasheet prints 242 BF16 'with sparsity'.",
         aliases=("NVIDIA L4", "L4-24GB")),
     Accelerator(
+        "L40S", "NVIDIA", "Ada", 362.05, 48, 0.864, 350, "https://www.nvidia.com/en-us/data-center/l40s/", "2023-08",
+        fp8_dense_tflops=733.0, tf32_dense_tflops=183.0,
+        notes="Datasheet prints 733 BF16 / 1,466 FP8 'with sparsity'. GDDR6, no NVLink.",
+        aliases=("NVIDIA L40S", "L40S-48GB")),
+    Accelerator(
+        "RTX-A6000", "NVIDIA", "Ampere", 154.8, 48, 0.768, 300,
+        "https://www.nvidia.com/en-us/design-visualization/rtx-a6000/", "2020-10", tf32_dense_tflops=77.4,
+        notes="Workstation card (GA102, GDDR6): 309.7 BF16 'with sparsity' in the Ampere GA102 whitepaper.",
+        aliases=("RTX A6000", "NVIDIA RTX A6000", "A6000")),
+    Accelerator(
         "A10G", "NVIDIA", "Ampere", 70.0, 24, 0.6, 300, "https://aws.amazon.com/ec2/instance-types/g5/", "2021-11",
         tf32_dense_tflops=35.0,
         notes="AWS-only variant of the A10 (Ampere GA102); NVIDIA publishes no A10G datasheet. ~70 TFLOPS dense "
