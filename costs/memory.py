@@ -159,10 +159,3 @@ def min_gpus(states: dict, activation_gb: float, capacity_gb: float, zero_stage:
     dp = 1 if sharded == 0.0 else max(1, math.ceil(sharded / room - 1e-12))
     return {"min_gpus": tp * dp, "min_dp": dp,
             "min_gpus_reason": f"tensor parallel {tp} x data parallel {dp} (ZeRO-{zero_stage})"}
-
-
-def plan_inference_memory(params, n_layers, n_kv_heads, head_dim, seq_len, batch=1, weight_bytes=2.0,
-                          kv_bytes=2.0, kv_elems_per_token_per_layer=None) -> dict:
-    weights = positive(params, "params") * positive(weight_bytes, "bytes per weight")
-    kv = kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch, kv_bytes, kv_elems_per_token_per_layer)
-    return {"weights_gb": weights / GB, "kv_cache_gb": kv / GB, "total_gb": (weights + kv) / GB}
