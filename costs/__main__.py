@@ -17,8 +17,19 @@ import json
 import re
 import sys
 
-from costs import api_prices, breakeven, calibration, finetune, fleet, memory, prices, scaling, serving, training
-from costs import sources
+from costs import (
+    api_prices,
+    breakeven,
+    calibration,
+    finetune,
+    fleet,
+    memory,
+    prices,
+    scaling,
+    serving,
+    sources,
+    training,
+)
 from costs.accelerators import ACCELERATORS, get_accelerator
 from costs.presets import PRESETS, get_preset
 from costs.units import fraction, human, non_negative, positive, positive_int
@@ -212,13 +223,36 @@ def cmd_scaling(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m costs", description="LLM training/serving cost calculator")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    calib = sub.add_parser("calibrate", help="default MFU vs published training runs")
+    calib.add_argument("--json", action="store_true")
+    calib.add_argument("--write", action="store_true", help=f"also write {calibration.REPORT_FILE.name}")
+    calib.set_defaults(func=cmd_calibrate)
+    _add_memory(sub)
+    _add_serve(sub)
+    _add_finetune(sub)
+    _add_fleet(sub)
+    _add_breakeven(sub)
+    api = sub.add_parser("api-prices", help="the dated API price table (costs/data/api_prices.csv)")
+    api.add_argument("--json", action="store_true")
+    api.set_defaults(func=cmd_api_prices)
+    gpus = sub.add_parser("gpus", help="the accelerator table with sources")
+    gpus.add_argument("--json", action="store_true")
+    gpus.set_defaults(func=cmd_gpus)
+    scale = sub.add_parser("scaling", help="Chinchilla-optimal N and D for a compute budget")
+    scale.add_argument("--compute", type=_size, required=True, help="training FLOPs, e.g. 1e24")
+    scale.add_argument("--json", action="store_true")
+    scale.set_defaults(func=cmd_scaling)
+    return parser
 
+
+def _add_train(sub) -> None:
     train = sub.add_parser("train", help="FLOPs, GPU-hours, wall-clock days, cost, energy")
     train.add_argument("--params", type=_size, required=True, help="parameters, e.g. 7e9 or 7B")
     train.add_argument("--tokens", type=_size, required=True, help="training tokens, e.g. 2e12 or 2T")
     train.add_argument("--gpu", type=_gpu, required=True, help="accelerator, e.g. H100-80GB, a100_80gb, TPUv4")
     train.add_argument("--gpus", type=_count, help="number of accelerators (adds wall_days)")
-    train.add_argument("--mfu", type=_frac, help="model FLOPs utilisation 0-1 (default: calibrated per generation)")
+    train.add_argument("--mfu", type=_frac, help="model FLOPs utilisation 0-1 (default: the calibrated fit)")
     train.add_argument("--price", type=_money, help="USD per GPU-hour (default: the GPU's on-demand preset)")
     train.add_argument("--price-kind", choices=prices.PRICE_KINDS, default="on-demand")
     train.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
@@ -228,11 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.set_defaults(func=cmd_train)
 
-    calib = sub.add_parser("calibrate", help="default MFU vs published training runs")
-    calib.add_argument("--json", action="store_true")
-    calib.add_argument("--write", action="store_true", help=f"also write {calibration.REPORT_FILE.name}")
-    calib.set_defaults(func=cmd_calibrate)
 
+def _add_memory(sub) -> None:
     mem = sub.add_parser("memory", help="training memory per GPU and minimum GPU count")
     mem.add_argument("--preset", choices=sorted(PRESETS), required=True)
     mem.add_argument("--params", type=_size, help="override the preset's parameter count")
@@ -250,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     mem.add_argument("--json", action="store_true")
     mem.set_defaults(func=cmd_memory)
 
+
+def _add_serve(sub) -> None:
     serve = sub.add_parser("serve", help="decode tokens/s bounds and $ per 1M output tokens")
     serve.add_argument("--preset", choices=sorted(PRESETS), required=True)
     serve.add_argument("--gpu", type=_gpu, required=True)
@@ -261,23 +294,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--price", type=_money)
     serve.add_argument("--json", action="store_true")
     serve.set_defaults(func=cmd_serve)
-
-    _add_finetune(sub)
-    _add_fleet(sub)
-    _add_breakeven(sub)
-    api = sub.add_parser("api-prices", help="the dated API price table (costs/data/api_prices.csv)")
-    api.add_argument("--json", action="store_true")
-    api.set_defaults(func=cmd_api_prices)
-
-    gpus = sub.add_parser("gpus", help="the accelerator table with sources")
-    gpus.add_argument("--json", action="store_true")
-    gpus.set_defaults(func=cmd_gpus)
-
-    scale = sub.add_parser("scaling", help="Chinchilla-optimal N and D for a compute budget")
-    scale.add_argument("--compute", type=_size, required=True, help="training FLOPs, e.g. 1e24")
-    scale.add_argument("--json", action="store_true")
-    scale.set_defaults(func=cmd_scaling)
-    return parser
 
 
 def _model_args(cmd) -> None:

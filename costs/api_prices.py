@@ -45,7 +45,8 @@ class ApiPrice:
 
     @property
     def label(self) -> str:
-        return f"{self.provider} {self.model}: ${self.input_usd_per_1m:g} in / ${self.output_usd_per_1m:g} out ({self.as_of})"
+        return (f"{self.provider} {self.model}: ${self.input_usd_per_1m:g} in / ${self.output_usd_per_1m:g} out "
+                f"({self.as_of})")
 
 
 def _optional(text: str) -> float | None:

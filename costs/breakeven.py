@@ -17,7 +17,7 @@ from costs import fleet, prices, serving
 from costs.accelerators import resolve_accelerator
 from costs.results import JsonResult
 from costs.sources import DECODE_EFFICIENCY, OUTPUT_TOKENS, PROMPT_TOKENS
-from costs.units import fraction, non_negative, positive, positive_int
+from costs.units import fraction, non_negative, positive_int
 
 HOURS_PER_MONTH = 730.0  # 8760 h / 12
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600

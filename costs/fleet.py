@@ -24,7 +24,6 @@ from costs.sources import DECODE_EFFICIENCY
 from costs.units import fraction, positive, positive_int
 
 
-
 def resolve_model(model=None, params=None) -> ModelPreset:
     """A preset by key, or a Llama-like shape assumed from a bare parameter count."""
     if model not in (None, "", "custom"):

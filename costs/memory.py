@@ -49,8 +49,9 @@ def usable_gb(memory_gb: float, gpus: int = 1) -> float:
 
 def check_tp_divides_heads(tp: int, n_heads: int) -> None:
     if n_heads % tp:
+        divisors = ", ".join(str(d) for d in range(1, min(n_heads, 64) + 1) if n_heads % d == 0)
         raise ValueError(f"tensor-parallel degree (tp) {tp} must divide the {n_heads} attention heads "
-                         f"(e.g. one of {', '.join(str(d) for d in range(1, min(n_heads, 64) + 1) if n_heads % d == 0)})")
+                         f"(e.g. one of {divisors})")
 
 
 def model_state_bytes(params: float, optimizer: str = "adam_mixed") -> dict:
