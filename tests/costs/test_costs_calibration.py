@@ -114,3 +114,15 @@ def test_year_feature_was_rejected_for_a_stated_reason(fresh_report):
     check = fresh_report["year_extrapolation_check"]
     assert check["year_model_mfu_a100_7b_2025"] > check["max_published_ampere_mfu"]
     assert "year_minus_2023" not in fresh_report["model"]["coefficients"]
+
+
+def test_readme_quotes_the_committed_calibration_figures():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    committed = calibration.committed_report()
+    loo, band = committed["leave_one_out"], committed["error_band"]
+    assert f"leave-one-out median ratio error {loo['median_ratio_error']:.3f}x" in readme
+    assert f"{loo['share_within_2x']:.0%} within 2x" in readme
+    assert f"{band['low']:.2f}-{band['high']:.2f}x the estimate" in readme
+    assert f"{committed['in_sample']['n_runs']}\npublished runs" in readme or \
+        f"{committed['in_sample']['n_runs']} published runs" in readme

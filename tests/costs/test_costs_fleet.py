@@ -23,7 +23,8 @@ def test_tpot_target_limits_the_batch_and_fleet_covers_the_qps():
 
 def test_costs_split_between_input_and_output_add_up_to_the_bill():
     r = fleet.estimate_fleet("H100-80GB", 5, 1000, 200, model="llama3-8b", price=2.0)
-    hourly = r.usd_per_million_input_tokens * 5 * 1000 * 3600 / 1e6 + r.usd_per_million_output_tokens * 5 * 200 * 3600 / 1e6
+    hourly = (r.usd_per_million_input_tokens * 5 * 1000 * 3600 / 1e6
+              + r.usd_per_million_output_tokens * 5 * 200 * 3600 / 1e6)
     assert hourly == pytest.approx(r.usd_per_hour) and r.usd_per_hour == pytest.approx(2.0 * r.gpus)
 
 
