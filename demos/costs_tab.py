@@ -202,7 +202,8 @@ def _training_tab() -> dict:
         tokens = gr.Textbox("2e12", label="Training tokens D", min_width=120)
     with gr.Row():
         gpu = gr.Dropdown(GPUS, value="H100-80GB", label="GPU", min_width=140)
-        gpus = gr.Number(1024, label="GPUs", step=1, min_width=100)  # no precision/minimum: Gradio fails on "nan" before our check
+        # no precision/minimum: Gradio would fail on "nan" before our check
+        gpus = gr.Number(1024, label="GPUs", step=1, min_width=100)
         mfu = gr.Textbox("", label="MFU", placeholder="calibrated default", min_width=100,
                          info="empty = fitted on published runs (Calibration tab), shown with its error band")
         price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=100,
@@ -243,7 +244,7 @@ def _finetune_tab() -> dict:
                          info=views.default_info(sources.LORA_RANK) + "; QLoRA paper: " + views.default_info(
                              sources.QLORA_RANK))
         targets = gr.Dropdown(list(finetune.TARGETS), value="attention-qv", label="Target modules", min_width=140,
-                              info="attention-qv: PEFT's default for Llama (q_proj, v_proj)")
+                              info="default attention-qv: PEFT's default for Llama, q_proj + v_proj (peft docs, 2025)")
         tokens = gr.Textbox(urlstate.format_value(sources.FINETUNE_TOKENS.value), label="Dataset tokens",
                             min_width=110, info=views.default_info(sources.FINETUNE_TOKENS))
         epochs = gr.Number(1, label="Epochs", min_width=70)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from costs import api_prices, breakeven, calibration, memory, prices, scaling, serving, sources, training
+from costs import calibration, memory, prices, scaling, sources, training
 from costs.accelerators import ACCELERATORS, get_accelerator
 from costs.presets import PRESETS
 from costs.units import human
@@ -103,6 +103,8 @@ def breakdown_figure(r: training.TrainingEstimate) -> go.Figure:
 
 def cost_vs_size_figure(r: training.TrainingEstimate) -> go.Figure:
     series = training.cost_vs_size(PLOT_GPUS, training.log_space(1e8, 1e12, 13))
+    low, high = calibration.error_band()
+    band = f"published runs: {low:.2f}-{high:.2f}× this (10-90 %)"
     fig = go.Figure()
     for gpu, points in series.items():
         if not points:
@@ -112,7 +114,8 @@ def cost_vs_size_figure(r: training.TrainingEstimate) -> go.Figure:
             customdata=[[p["tokens"], p["gpu_hours"], p["mfu"]] for p in points],
             hovertemplate=(f"{gpu}<br>N=%{{x:.3s}}, D=20N=%{{customdata[0]:.3s}}<br>"
                            "cost = 6ND/(peak·MFU)/3600 × $/h = $%{y:,.0f}<br>"
-                           "GPU-hours %{customdata[1]:,.0f}, MFU %{customdata[2]:.2f}<extra></extra>"))
+                           f"GPU-hours %{{customdata[1]:,.0f}} ({band}), MFU %{{customdata[2]:.2f}}"
+                           "<extra></extra>"))
     if r.cost_usd is not None:
         fig.add_scatter(x=[r.params], y=[r.cost_usd], mode="markers", name="your run",
                         marker=dict(symbol="star", size=14, color="black"),
