@@ -21,7 +21,7 @@ GPUS = list(ACCELERATORS)
 WEIGHT_CHOICES = list(serving.WEIGHT_BYTES)
 # Fields shown in a Textbox (they accept 7e9 / 7B / 40%): the URL loader writes them back as compact text.
 TEXT_FIELDS = {"params", "active_params", "tokens", "mfu", "price", "in_tokens", "out_tokens", "api_in", "api_out",
-               "qps"}
+               "qps", "tp"}
 CALC_TABS = {"train": "Training 训练", "finetune": "Fine-tuning 微调", "serve": "Serving 推理",
              "fleet": "Fleet 集群", "breakeven": "API vs self-host 自建对比"}
 
@@ -330,8 +330,9 @@ def _fleet_tab() -> dict:
                          info=views.default_info(sources.TPOT_TARGET_S))
         weights = gr.Dropdown(WEIGHT_CHOICES, value="fp16", label="Weights", min_width=90)
         kv = gr.Dropdown(list(serving.KV_BYTES), value="fp16", label="KV cache", min_width=90)
-        tp = gr.Number(None, label="GPUs per replica (TP)", precision=0, minimum=1, min_width=90,
-                       info="empty = the cheapest of 1, 2, 4, 8")
+        # a Textbox: an empty gr.Number shows 0 in the browser, which its own minimum then rejects
+        tp = gr.Textbox("", label="GPUs per replica (TP)", placeholder="auto", min_width=90,
+                        info="empty = the cheapest of 1, 2, 4, 8")
         price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=90)
         eff = gr.Slider(0.05, 1.0, value=sources.DECODE_EFFICIENCY.value, step=0.05,
                         label="Measured / roofline decode", info=views.default_info(sources.DECODE_EFFICIENCY))
