@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import browser, visit  # noqa: F401  (fixtures)
 from tests.api.site_checks import site_url  # noqa: F401  (fixture)
+from tests.e2e.conftest import browser, visit  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 
