@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from costs import fleet, prices, serving
 from costs.accelerators import resolve_accelerator
+from costs.presets import resolve_model
 from costs.results import JsonResult
 from costs.sources import DECODE_EFFICIENCY, OUTPUT_TOKENS, PROMPT_TOKENS
 from costs.units import fraction, non_negative, positive_int
@@ -59,7 +60,7 @@ def estimate_break_even(gpu, gpus, api_in, api_out, in_tokens, out_tokens, util,
                         price=None, price_kind="on-demand", weights="fp16", kv="fp16",
                         prompt_tokens=PROMPT_TOKENS.value, output_tokens=OUTPUT_TOKENS.value) -> BreakEven:
     acc, note = resolve_accelerator(gpu)
-    p = fleet.resolve_model(model, params)
+    p = resolve_model(model, params)
     n_gpus = positive_int(gpus, "gpus")
     a_in, a_out = non_negative(api_in, "api_in"), non_negative(api_out, "api_out")
     v_in, v_out = non_negative(in_tokens, "in_tokens"), non_negative(out_tokens, "out_tokens")

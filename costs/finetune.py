@@ -28,8 +28,7 @@ from dataclasses import dataclass
 
 from costs import memory, prices
 from costs.accelerators import resolve_accelerator
-from costs.fleet import resolve_model
-from costs.presets import ModelPreset
+from costs.presets import ModelPreset, resolve_model
 from costs.results import JsonResult
 from costs.training import resolve_mfu
 from costs.units import positive, positive_int

@@ -18,19 +18,10 @@ from dataclasses import dataclass
 
 from costs import calibration, memory, prices, serving
 from costs.accelerators import Accelerator, resolve_accelerator
-from costs.presets import ModelPreset, arch_from_params, get_preset
+from costs.presets import ModelPreset, resolve_model
 from costs.results import JsonResult
 from costs.sources import DECODE_EFFICIENCY
 from costs.units import fraction, positive, positive_int
-
-
-def resolve_model(model=None, params=None) -> ModelPreset:
-    """A preset by key, or a Llama-like shape assumed from a bare parameter count."""
-    if model not in (None, "", "custom"):
-        return get_preset(model)
-    if params in (None, ""):
-        raise ValueError("give a model preset or a parameter count (params)")
-    return arch_from_params(positive(params, "params"))
 
 
 @dataclass(frozen=True)

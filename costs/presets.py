@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from costs.units import positive
+
 
 @dataclass(frozen=True)
 class ModelPreset:
@@ -90,3 +92,12 @@ def get_preset(key: str) -> ModelPreset:
         if lookup in (preset.key, preset.name.lower()):
             return preset
     raise ValueError(f"Unknown model preset {key!r}. Known presets: {', '.join(PRESETS)}")
+
+
+def resolve_model(model=None, params=None) -> ModelPreset:
+    """A preset by key, or a Llama-like shape assumed from a bare parameter count."""
+    if model not in (None, "", "custom"):
+        return get_preset(model)
+    if params in (None, ""):
+        raise ValueError("give a model preset or a parameter count (params)")
+    return arch_from_params(positive(params, "params"))

@@ -23,7 +23,6 @@ DEFAULT_GRID_KG_PER_KWH = 0.4     # round figure between US and world averages; 
 DEFAULT_DATASET_BYTES_PER_TOKEN = 4.0   # ~4 bytes of raw text per token (English BPE)
 DEFAULT_CHECKPOINT_BYTES_PER_PARAM = 16.0  # full mixed-precision Adam state (ZeRO paper: 2+2+12)
 DEFAULT_CHECKPOINTS_KEPT = 5
-HOURS_PER_MONTH = 730.0
 
 
 def flops_6nd(params: float, tokens: float) -> float:
