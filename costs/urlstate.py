@@ -28,6 +28,7 @@ shared link never crashes the page); parameters of other owners (tab, doc, lang)
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -156,10 +157,14 @@ def decode_state(query) -> dict:
     return state
 
 
-def validate_link(query_string: str) -> list[str]:
-    """Errors of a calculator link ('?tab=costs&calc=breakeven&params=8e9...' or a full URL); [] = it resolves."""
-    text = urlsplit(query_string).query if "://" in query_string else query_string.split("#")[0].lstrip("?")
-    pairs = parse_qsl(text, keep_blank_values=True)
+def validate_link(query_string) -> list[str]:
+    """Errors of a calculator link; [] = it resolves. Takes '?tab=costs&calc=breakeven&params=8e9...', a full
+    URL, or the link's parameters as a dict (as content.pages.parse_internal_link gives them)."""
+    if isinstance(query_string, Mapping):
+        pairs = list(query_string.items())
+    else:
+        text = urlsplit(query_string).query if "://" in query_string else query_string.split("#")[0].lstrip("?")
+        pairs = parse_qsl(text, keep_blank_values=True)
     errors = []
     query: dict[str, str] = {}
     for key, value in pairs:

@@ -81,3 +81,8 @@ def test_per_calc_sync_snippet_sets_calc_and_clears_other_calculators_keys():
     assert 'url.searchParams.set("calc", "breakeven")' in js and '"util"' in js
     assert '"mfu"' in js.split("forEach((key) => url.searchParams.delete(key))")[0]  # train's key is cleared
     assert "format_value" in dir(urlstate) and urlstate.format_value(7e9) == "7e9"
+
+
+def test_validate_link_takes_a_parsed_params_dict_too():
+    assert urlstate.validate_link({"calc": "breakeven", "gpu": "H100-80GB", "util": "0.5"}) == []
+    assert urlstate.validate_link({"calc": "breakeven", "utilisation": "0.5"}) == ["unknown key 'utilisation'"]
