@@ -5,8 +5,13 @@ NVIDIA datasheets since Ampere print the sparse figure first ("1,979 TFLOPS*" fo
 meaning "with sparsity"); we store half of it. The content pages cite numbers from this table, so edit
 figures here and nowhere else.
 
+Memory convention: `memory_gb` is the vendor's printed capacity, read as GB = 10^9 bytes, and every size in
+costs/ is in GB = 10^9 bytes. (A100/H100 "80 GB" is in fact 80 GiB = 85.9 GB: the ~7 % difference is left
+as extra headroom, on top of memory.USABLE_FRACTION, the one usable share used for training and serving.)
+
 Public API (other modules rely on it):
     get_accelerator(name) -> Accelerator      # case-insensitive, common spellings; unknown -> ValueError
+    resolve_accelerator(name) -> (Accelerator, note | None)  # note says which variant a vague name picked
     ACCELERATORS                               # canonical name -> Accelerator, in display order
     canonical_names()                          # list of canonical names
 """
@@ -120,6 +125,16 @@ _TABLE: list[Accelerator] = [
         fp8_dense_tflops=242.5, tf32_dense_tflops=60.0, notes="Datasheet prints 242 BF16 'with sparsity'.",
         aliases=("NVIDIA L4", "L4-24GB")),
     Accelerator(
+        "L40S", "NVIDIA", "Ada", 362.05, 48, 0.864, 350, "https://www.nvidia.com/en-us/data-center/l40s/", "2023-08",
+        fp8_dense_tflops=733.0, tf32_dense_tflops=183.0,
+        notes="Datasheet prints 733 BF16 / 1,466 FP8 'with sparsity'. GDDR6, no NVLink.",
+        aliases=("NVIDIA L40S", "L40S-48GB")),
+    Accelerator(
+        "RTX-A6000", "NVIDIA", "Ampere", 154.8, 48, 0.768, 300,
+        "https://www.nvidia.com/en-us/design-visualization/rtx-a6000/", "2020-10", tf32_dense_tflops=77.4,
+        notes="Workstation card (GA102, GDDR6): 309.7 BF16 'with sparsity' in the Ampere GA102 whitepaper.",
+        aliases=("RTX A6000", "NVIDIA RTX A6000", "A6000")),
+    Accelerator(
         "A10G", "NVIDIA", "Ampere", 70.0, 24, 0.6, 300, "https://aws.amazon.com/ec2/instance-types/g5/", "2021-11",
         tf32_dense_tflops=35.0,
         notes="AWS-only variant of the A10 (Ampere GA102); NVIDIA publishes no A10G datasheet. ~70 TFLOPS dense "
@@ -142,9 +157,11 @@ ACCELERATORS: dict[str, Accelerator] = {acc.name: acc for acc in _TABLE}
 
 
 def _key(name: str) -> str:
-    """Spelling-insensitive key: lower case, no separators; 'sxm'/'sxm5' and trailing 'gpu' dropped."""
+    """Spelling-insensitive key: lower case, no separators, no vendor/brand words, no form factor (SXM2/4/5)
+    or memory type (HBM3, HBM3e): 'NVIDIA H100 80GB HBM3' (nvidia-smi) and 'H100 SXM5 80GB' -> 'h10080gb'."""
     k = re.sub(r"[\s_\-./]+", "", name.strip().lower())
-    k = re.sub(r"^(nvidia|amd|google|tesla|geforce|instinct)", "", k)
+    k = re.sub(r"(nvidia|amd|google|tesla|geforce|instinct)", "", k)
+    k = re.sub(r"sxm\d?|hbm\d?e?|gddr\d?x?|gpu$", "", k)
     return k
 
 
@@ -153,6 +170,15 @@ for _acc in _TABLE:
     for _spelling in (_acc.name, *_acc.aliases):
         _LOOKUP[_key(_spelling)] = _acc.name
     _LOOKUP[_key(_acc.name) + "sxm"] = _acc.name
+
+
+# Vague spellings that pick one variant: the pick is said, never silent (the estimators pass it on as gpu_note).
+_VAGUE = {
+    "a100": "'A100' read as A100-80GB (SXM4); choose A100-40GB for the 40 GB part",
+    "v100": "'V100' is the 32 GB SXM2 part here (the 16 GB part has the same peak but half the memory)",
+    "mi300": "'MI300' read as MI300X (192 GB); the MI300A APU is not in the table",
+    "h100": "'H100' read as H100-80GB (SXM5); choose H100-PCIe for the PCIe card",
+}
 
 
 def canonical_names() -> list[str]:
@@ -170,3 +196,9 @@ def get_accelerator(name: str) -> Accelerator:
     if canonical is None:
         raise ValueError(f"Unknown accelerator {name!r}. Known accelerators: {', '.join(canonical_names())}")
     return ACCELERATORS[canonical]
+
+
+def resolve_accelerator(name: str) -> tuple[Accelerator, str | None]:
+    """Like get_accelerator, plus a note when a vague name ('A100', 'V100', 'MI300', 'H100') picked a variant."""
+    acc = get_accelerator(name)
+    return acc, _VAGUE.get(_key(name))

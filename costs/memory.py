@@ -9,26 +9,49 @@ ZeRO stages over Nd data-parallel ranks: 1 shards optimizer states, 2 also gradi
 Tensor parallelism of degree t divides all model states by t.
 
 Activations per layer (Korthikanti et al. 2022, arXiv 2205.05198, Section 4), 16-bit, s = sequence length,
-b = micro-batch, h = hidden size, a = attention heads, t = tensor-parallel degree (with sequence parallelism):
-    no recompute         s·b·h·(34 + 5·a·s/h) / t
-    selective recompute  s·b·h·34 / t              (attention scores recomputed)
-    full recompute       s·b·h·2 / t               (only each layer's input kept)
-Not counted: embedding/logit buffers, framework workspace, fragmentation (hence usable_fraction).
+b = micro-batch, h = hidden size, a = attention heads, t = tensor-parallel degree. Two switches, both labelled
+in the UI and CLI:
+  sequence parallelism (SP) on:  s·b·h·(34 + 5·a·s/h) / t          (Eq. 2: everything sharded by t)
+  sequence parallelism off:      s·b·h·(10 + 24/t + 5·a·s/(h·t))   (Eq. 1: LayerNorm/dropout not sharded)
+  FlashAttention (or selective recompute): the 5·a·s/h term (scores, softmax, dropout mask) is not stored
+  full recompute: only each layer's input, 2·s·b·h (/ t with SP)
+Not counted: embedding/logit buffers, framework workspace, fragmentation (hence USABLE_FRACTION).
+Tensor parallelism splits attention heads, so t must divide the head count.
+
+Sizes are GB = 10^9 bytes (see costs/accelerators.py for how vendor capacities are read).
 
 KV cache for inference: 2 · L · n_kv_heads · head_dim · bytes · sequence length · batch (GQA-aware).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from costs.accelerators import get_accelerator
-from costs.units import fraction, positive, positive_int
+from costs.results import JsonResult
+from costs.units import positive, positive_int
 
 OPTIMIZER_BYTES_PER_PARAM = {"adam_mixed": 12.0, "adam_8bit": 6.0, "sgd": 8.0}
 OPTIMIZER_LABELS = {"adam_mixed": "Adam, mixed precision (K=12)", "adam_8bit": "8-bit Adam (K=6)",
                     "sgd": "SGD with momentum (K=8)"}
 RECOMPUTE_MODES = ("none", "selective", "full")
 GB = 1e9
+# One usable share of GPU memory for training and serving: ~10 % goes to the CUDA context, framework workspace,
+# NCCL buffers and fragmentation (PyTorch/vLLM practice: vLLM's default gpu_memory_utilization is 0.9).
+USABLE_FRACTION = 0.9
+USABLE_SOURCE = ("vLLM default gpu_memory_utilization=0.9 (https://docs.vllm.ai/en/latest/serving/engine_args.html,"
+                 " 2025)")
+
+
+def usable_gb(memory_gb: float, gpus: int = 1) -> float:
+    return memory_gb * gpus * USABLE_FRACTION
+
+
+def check_tp_divides_heads(tp: int, n_heads: int) -> None:
+    if n_heads % tp:
+        divisors = ", ".join(str(d) for d in range(1, min(n_heads, 64) + 1) if n_heads % d == 0)
+        raise ValueError(f"tensor-parallel degree (tp) {tp} must divide the {n_heads} attention heads "
+                         f"(e.g. one of {divisors})")
 
 
 def model_state_bytes(params: float, optimizer: str = "adam_mixed") -> dict:
@@ -55,17 +78,19 @@ def shard_model_states(states: dict, zero_stage: int, dp: int, tp: int = 1) -> d
 
 
 def activation_bytes_per_layer(seq_len: int, micro_batch: int, hidden: int, n_heads: int,
-                               recompute: str = "none", tp: int = 1) -> float:
+                               recompute: str = "none", tp: int = 1, sequence_parallel: bool = True,
+                               flash_attention: bool = False) -> float:
     if recompute not in RECOMPUTE_MODES:
         raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE_MODES)}, got {recompute!r}")
     s, b = positive_int(seq_len, "sequence length"), positive_int(micro_batch, "micro-batch")
     h, a = positive_int(hidden, "hidden size"), positive_int(n_heads, "attention heads")
     t = positive_int(tp, "tensor-parallel degree")
+    check_tp_divides_heads(t, a)
     if recompute == "full":
-        return 2.0 * s * b * h / t
-    if recompute == "selective":
-        return 34.0 * s * b * h / t
-    return s * b * h * (34.0 + 5.0 * a * s / h) / t
+        return 2.0 * s * b * h / (t if sequence_parallel else 1)
+    linear = 34.0 / t if sequence_parallel else 10.0 + 24.0 / t
+    scores = 0.0 if (recompute == "selective" or flash_attention) else 5.0 * a * s / (h * t)
+    return s * b * h * (linear + scores)
 
 
 def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, batch: int = 1,
@@ -76,27 +101,50 @@ def kv_cache_bytes(n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, 
             * positive_int(seq_len, "sequence length") * positive_int(batch, "batch"))
 
 
+@dataclass(frozen=True)
+class MemoryPlan(JsonResult):
+    per_gpu_gb: dict                 # weights, gradients, optimizer, activations
+    total_per_gpu_gb: float
+    model_states_unsharded_gb: float
+    bytes_per_param_unsharded: float
+    optimizer: str
+    zero_stage: int
+    dp: int
+    tp: int
+    recompute: str
+    sequence_parallel: bool
+    flash_attention: bool
+    gpu: str | None = None           # the GPU fields are None when no GPU was given
+    gpu_memory_gb: float | None = None
+    usable_gb: float | None = None
+    fits: bool | None = None
+    min_gpus: int | None = None
+    min_dp: int | None = None
+    min_gpus_reason: str | None = None
+
+
 def plan_training_memory(params, n_layers, hidden, n_heads, seq_len, micro_batch=1, optimizer="adam_mixed",
-                         zero_stage=0, dp=1, tp=1, recompute="none", gpu=None, usable_fraction=0.9) -> dict:
+                         zero_stage=0, dp=1, tp=1, recompute="none", gpu=None, sequence_parallel=True,
+                         flash_attention=False) -> MemoryPlan:
     """Per-GPU memory breakdown (GB) and, when a GPU is given, whether it fits and the minimum GPU count."""
     states = model_state_bytes(params, optimizer)
     sharded = shard_model_states(states, zero_stage, dp, tp)
     layers = positive_int(n_layers, "layers")
-    act = layers * activation_bytes_per_layer(seq_len, micro_batch, hidden, n_heads, recompute, tp)
+    act = layers * activation_bytes_per_layer(seq_len, micro_batch, hidden, n_heads, recompute, tp,
+                                              sequence_parallel, flash_attention)
     per_gpu = {k: v / GB for k, v in sharded.items()}
     per_gpu["activations"] = act / GB
-    result = {"per_gpu_gb": per_gpu, "total_per_gpu_gb": sum(per_gpu.values()),
-              "model_states_unsharded_gb": sum(states.values()) / GB,
-              "bytes_per_param_unsharded": sum(states.values()) / positive(params, "params"),
-              "optimizer": optimizer, "zero_stage": zero_stage, "dp": int(dp), "tp": int(tp),
-              "recompute": recompute}
+    total = sum(per_gpu.values())
+    fields = dict(per_gpu_gb=per_gpu, total_per_gpu_gb=total, model_states_unsharded_gb=sum(states.values()) / GB,
+                  bytes_per_param_unsharded=sum(states.values()) / positive(params, "params"), optimizer=optimizer,
+                  zero_stage=zero_stage, dp=int(dp), tp=int(tp), recompute=recompute,
+                  sequence_parallel=bool(sequence_parallel), flash_attention=bool(flash_attention))
     if gpu:
         acc = get_accelerator(gpu)
-        capacity = acc.memory_gb * fraction(usable_fraction, "usable fraction")
-        result.update({"gpu": acc.name, "gpu_memory_gb": acc.memory_gb, "usable_gb": capacity,
-                       "fits": result["total_per_gpu_gb"] <= capacity})
-        result.update(min_gpus(states, act / GB, capacity, zero_stage, tp))
-    return result
+        capacity = usable_gb(acc.memory_gb)
+        fields.update(gpu=acc.name, gpu_memory_gb=acc.memory_gb, usable_gb=capacity, fits=total <= capacity,
+                      **min_gpus(states, act / GB, capacity, zero_stage, tp))
+    return MemoryPlan(**fields)
 
 
 def min_gpus(states: dict, activation_gb: float, capacity_gb: float, zero_stage: int, tp: int) -> dict:
@@ -112,10 +160,3 @@ def min_gpus(states: dict, activation_gb: float, capacity_gb: float, zero_stage:
     dp = 1 if sharded == 0.0 else max(1, math.ceil(sharded / room - 1e-12))
     return {"min_gpus": tp * dp, "min_dp": dp,
             "min_gpus_reason": f"tensor parallel {tp} x data parallel {dp} (ZeRO-{zero_stage})"}
-
-
-def plan_inference_memory(params, n_layers, n_kv_heads, head_dim, seq_len, batch=1, weight_bytes=2.0,
-                          kv_bytes=2.0, kv_elems_per_token_per_layer=None) -> dict:
-    weights = positive(params, "params") * positive(weight_bytes, "bytes per weight")
-    kv = kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch, kv_bytes, kv_elems_per_token_per_layer)
-    return {"weights_gb": weights / GB, "kv_cache_gb": kv / GB, "total_gb": (weights + kv) / GB}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from costs.accelerators import get_accelerator
+from costs.units import non_negative
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,12 @@ GPU_PRICES: tuple[GpuPrice, ...] = (
     GpuPrice("A100-40GB", "on-demand", 4.10, "AWS p4d.24xlarge ($32.77/h / 8 GPUs), us-east-1", _AWS, "2024-06"),
     GpuPrice("A100-80GB", "on-demand", 2.45, "RunPod A100 SXM 80GB", _RUNPOD, "2026-03", _RUNPOD_NOTE),
     GpuPrice("A100-80GB", "spot", 1.39, "RunPod A100 SXM 80GB spot", _RUNPOD, "2026-03", _RUNPOD_NOTE),
+    # The default is the on-demand column of the same table as the spot price below (one source, one date);
+    # a second summary's $2.69 equals that spot price, so it is kept as an alternative, not the default.
+    GpuPrice("H100-80GB", "on-demand", 4.76, "RunPod H100 SXM (on-demand column)", _RUNPOD, "2026-03", _RUNPOD_NOTE),
     GpuPrice("H100-80GB", "on-demand", 2.69, "RunPod Secure Cloud H100 SXM",
              "https://www.spheron.network/blog/runpod-h100-pricing-2026/", "2026-05",
-             "third-party summary of RunPod pricing; another summary (deploybase, 2026-03) lists $4.76 on-demand"),
-    GpuPrice("H100-80GB", "on-demand", 4.76, "RunPod H100 SXM (on-demand column)", _RUNPOD, "2026-03", _RUNPOD_NOTE),
+             "third-party summary of RunPod pricing; equals the spot price of the deploybase table"),
     GpuPrice("H100-80GB", "spot", 2.69, "RunPod H100 SXM spot", _RUNPOD, "2026-03", _RUNPOD_NOTE),
     GpuPrice("H100-PCIe", "on-demand", 3.51, "RunPod H100 PCIe", _RUNPOD, "2026-03", _RUNPOD_NOTE),
     GpuPrice("H100-PCIe", "spot", 1.99, "RunPod H100 PCIe spot", _RUNPOD, "2026-03", _RUNPOD_NOTE),
@@ -74,7 +77,30 @@ def prices_for(gpu: str, kind: str | None = None) -> list[GpuPrice]:
     return [p for p in GPU_PRICES if p.gpu == canonical and (kind is None or p.kind == kind)]
 
 
+PRICE_KINDS = ("on-demand", "spot")
+
+
 def default_price(gpu: str, kind: str = "on-demand") -> GpuPrice | None:
     """First preset of that kind for the GPU, or None (MI300X has no preset: the user must enter one)."""
+    if kind not in PRICE_KINDS:
+        raise ValueError(f"price kind must be one of {', '.join(PRICE_KINDS)}, got {kind!r}")
     found = prices_for(gpu, kind)
     return found[0] if found else None
+
+
+def resolve_price(gpu: str, price=None, kind: str = "on-demand") -> tuple[float | None, str | None]:
+    """(USD per GPU-hour, source) from the user's price or the preset; (None, None) when there is neither.
+
+    Asking for a spot price where no spot preset exists is an error (a silent fall-back to on-demand, or
+    to no cost at all, would hide that the number the user asked for does not exist).
+    """
+    if price not in (None, ""):
+        return non_negative(price, "price"), "user"
+    preset = default_price(gpu, kind)
+    if preset is None:
+        if kind == "spot":
+            have = [p.gpu for p in GPU_PRICES if p.kind == "spot"]
+            raise ValueError(f"no spot price preset for {get_accelerator(gpu).name} (spot presets: "
+                             f"{', '.join(have)}): enter a price (--price) or use on-demand")
+        return None, None
+    return preset.usd_per_gpu_hour, f"{preset.provider} ({preset.kind}, {preset.as_of}) {preset.source}"

@@ -15,6 +15,20 @@ _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15
 _PATTERN = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?)\s*([kmbgtp]?)\s*$", re.IGNORECASE)
 
 
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?")
+
+
+def _strip_thousands(text: str, name: str) -> str:
+    """'1,000,000' -> '1000000'; a comma anywhere else ('1,5B', a decimal comma) is an error, never 15B."""
+    if "," not in text:
+        return text
+    match = _THOUSANDS.match(text)
+    if match and "," not in text[match.end():]:
+        return text.replace(",", "")
+    raise ValueError(f"{name}: cannot read {text!r}: use a dot for decimals (1.5B) and commas only between "
+                     "groups of three digits (1,000)")
+
+
 def parse_quantity(value, name: str = "value") -> float:
     """Turn 7e9, '7e9', '7B', '2T', '124m' or '1,000' into a float. Raises ValueError on anything else."""
     if isinstance(value, bool):
@@ -22,7 +36,7 @@ def parse_quantity(value, name: str = "value") -> float:
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
-        text = value.replace(",", "").replace("_", "").strip()
+        text = _strip_thousands(value.replace("_", "").strip(), name)
         if len(text) > MAX_INPUT_CHARS:
             raise ValueError(f"{name}: {len(text)} characters is not a number (examples: 7e9, 7B, 2T, 124M)")
         match = _PATTERN.match(text)

@@ -1,36 +1,41 @@
-"""Cost calculator tab: training cost, memory planner, scaling advice, serving, sources and calibration.
+"""Cost calculator tab: the form of each calculator, its handlers and the URL state.
 
-All arithmetic lives in costs/; this module builds the form, the plotly figures and the URL state.
+Sub-tabs: Training, Fine-tuning, Memory, Scaling, Serving, Fleet, API vs self-host, Calibration, Sources.
+All arithmetic lives in costs/; Markdown and figures in demos/costs_views.py and demos/costs_serving_views.py.
+URL: ?tab=costs&calc=<train|finetune|serve|fleet|breakeven>&... (keys in costs/urlstate.py).
 """
 from __future__ import annotations
 
 import gradio as gr
 
-from demos.common import user_error
-import plotly.graph_objects as go
-
-from costs import calibration, memory, prices, scaling, serving, training, urlstate
-from costs.accelerators import ACCELERATORS, get_accelerator
+from costs import api_prices, breakeven, finetune, fleet, memory, serving, sources, training, urlstate
+from costs.accelerators import ACCELERATORS
 from costs.presets import PRESETS, get_preset
-from costs.units import human, parse_quantity
+from costs.units import parse_quantity
+from demos import costs_serving_views as sviews
+from demos import costs_views as views
+from demos.common import user_error
 
 CUSTOM = "custom"
-PLOT_GPUS = ["A100-80GB", "H100-80GB", "H200", "B200", "TPUv5p", "RTX4090"]
-CALIBRATION_REPORT = calibration.calibration_report()
-CHART_MARGIN = dict(l=10, r=10, t=50, b=10)
+GPUS = list(ACCELERATORS)
+WEIGHT_CHOICES = list(serving.WEIGHT_BYTES)
+# Fields shown in a Textbox (they accept 7e9 / 7B / 40%): the URL loader writes them back as compact text.
+TEXT_FIELDS = {"params", "active_params", "tokens", "mfu", "price", "in_tokens", "out_tokens", "api_in", "api_out",
+               "qps", "tp"}
+CALC_TABS = {"train": "Training 训练", "finetune": "Fine-tuning 微调", "serve": "Serving 推理",
+             "fleet": "Fleet 集群", "breakeven": "API vs self-host 自建对比"}
 
 
-def _money(x: float) -> str:
-    return f"${x:,.0f}" if x >= 100 else f"${x:,.2f}"
+def _opt(value):
+    """Empty form fields mean 'use the default'."""
+    return None if value in (None, "") else value
 
 
-def _layout(fig: go.Figure, title: str, height: int = 380, **kw) -> go.Figure:
-    fig.update_layout(title=title, margin=CHART_MARGIN, height=height, legend=dict(orientation="h", y=-0.2),
-                      autosize=True, **kw)
-    return fig
+def _model(preset, params):
+    return (None, params) if preset in (None, "", CUSTOM) else (preset, _opt(params))
 
 
-# ----------------------------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------------------------- handlers
 def estimate_training(params, tokens, gpu, gpus=None, mfu=None, price=None, active_params=None,
                       preset=CUSTOM, price_kind="on-demand", pue=training.DEFAULT_PUE,
                       grid_kg_per_kwh=training.DEFAULT_GRID_KG_PER_KWH, storage_usd_per_gb_month=None,
@@ -42,7 +47,7 @@ def estimate_training(params, tokens, gpu, gpus=None, mfu=None, price=None, acti
         tokens: training tokens, e.g. "2e12" or "2T".
         gpu: accelerator name (H100-80GB, A100-80GB, TPUv4, ...; common spellings accepted).
         gpus: number of accelerators; adds wall-clock days. Empty = not computed.
-        mfu: model FLOPs utilisation 0-1. Empty = calibrated default for the GPU generation.
+        mfu: model FLOPs utilisation 0-1. Empty = calibrated default (costs/calibration.py) with its error band.
         price: USD per GPU-hour. Empty = the GPU's price preset (source shown in the result).
         active_params: active parameters per token for MoE models. Empty = dense.
         preset: model preset key (adds the attention-FLOPs convention) or "custom".
@@ -61,436 +66,350 @@ def estimate_training(params, tokens, gpu, gpus=None, mfu=None, price=None, acti
         if preset and preset != CUSTOM:
             p = get_preset(preset)
             arch = {"n_layers": p.n_layers, "n_heads": p.n_heads, "head_dim": p.head_dim, "seq_len": p.context}
-        result = training.estimate_training(
-            params, tokens, gpu, gpus=gpus or None, mfu=mfu or None, price=price if price not in (None, "") else None,
-            active_params=active_params or None, arch=arch, price_kind=price_kind or "on-demand", pue=pue,
-            grid_kg_per_kwh=grid_kg_per_kwh, storage_usd_per_gb_month=storage_usd_per_gb_month or None,
-            egress_gb=egress_gb if egress_gb not in (None, "") else None)
+        r = training.estimate_training(
+            params, tokens, gpu, gpus=_opt(gpus), mfu=_opt(mfu), price=_opt(price), active_params=_opt(active_params),
+            arch=arch, price_kind=price_kind or "on-demand", pue=pue, grid_kg_per_kwh=grid_kg_per_kwh,
+            storage_usd_per_gb_month=_opt(storage_usd_per_gb_month), egress_gb=_opt(egress_gb))
     except ValueError as exc:
         raise user_error(exc) from None
-    return _training_markdown(result), result, _breakdown_figure(result), _cost_vs_size_figure(result)
+    return views.training_markdown(r), r.to_dict(), views.breakdown_figure(r), views.cost_vs_size_figure(r)
 
 
-def _training_markdown(r: dict) -> str:
-    acc = get_accelerator(r["gpu"])
-    lines = [f"### {human(r['params'])} params · {human(r['tokens'])} tokens on {r['gpu']}"]
-    head = [f"**{r['gpu_hours']:,.0f} GPU-hours**"]
-    if "wall_days" in r:
-        head.append(f"**{r['wall_days']:,.1f} days** on {r['gpus']:,} GPUs")
-    if "cost_usd" in r:
-        head.append(f"**{_money(r['cost_usd'])}** compute")
-    lines.append(" · ".join(head))
-    lines.append("")
-    lines.append("| convention | FLOPs | GPU-hours |\n|---|---|---|")
-    lines.append(f"| **6·N·D** (headline; used by the calibration) | {r['flops']:.3e} | {r['gpu_hours']:,.0f} |")
-    if "flops_with_attention" in r:
-        attn_hours = r["gpu_hours"] * r["flops_with_attention"] / r["flops"]
-        lines.append(f"| (6·N + 12·L·H·Q·T)·D (with attention, PaLM App. B) | {r['flops_with_attention']:.3e} | "
-                     f"{attn_hours:,.0f} (+{r['attention_share']:.1%} of FLOPs) |")
-    else:
-        lines.append("| (6·N + 12·L·H·Q·T)·D | pick a model preset to see it | |")
-    lines.append("")
-    lines.append(f"GPU-hours = FLOPs / ({acc.bf16_dense_tflops:g} TFLOP/s dense BF16 × MFU {r['mfu']:.3f}) / 3600. "
-                 f"MFU: {r['mfu_basis']}. Peak from [{acc.name} datasheet]({acc.source}).")
-    if "cost_usd" in r:
-        lines.append("")
-        lines.append("| cost line | amount | how |\n|---|---|---|")
-        lines.append(f"| compute | {_money(r['compute_cost_usd'])} | GPU-hours × "
-                     f"${r['price_usd_per_gpu_hour']:g}/GPU-h ({r['price_source']}) |")
-        lines.append(f"| storage | {_money(r['storage_cost_usd'])} | ({r['dataset_gb']:,.0f} GB dataset + "
-                     f"{r['checkpoints_kept']} × {r['checkpoint_gb']:,.0f} GB full checkpoints) × "
-                     f"{r['storage_months']:.1f} months × ${r['storage_usd_per_gb_month']:g}/GB-month |")
-        lines.append(f"| egress | {_money(r['egress_cost_usd'])} | {r['egress_gb']:,.0f} GB out × "
-                     f"${r['egress_usd_per_gb']:g}/GB |")
-        lines.append(f"| **total** | **{_money(r['total_cost_usd'])}** | |")
-    else:
-        lines.append(f"\nNo price preset for {r['gpu']}: enter a $/GPU-hour to get a cost.")
-    if "energy_kwh" in r:
-        lines.append(f"\nEnergy ≈ {r['energy_kwh']:,.0f} kWh = GPU-hours × {r['power_w']:g} W × PUE {r['pue']:g}; "
-                     f"CO₂ ≈ {r['co2_tonnes']:,.1f} t at {r['grid_kg_co2_per_kwh']:g} kg/kWh (defaults: PUE "
-                     f"{training.DEFAULT_PUE}, {training.DEFAULT_GRID_KG_PER_KWH} kg/kWh; set yours below).")
-    else:
-        lines.append(f"\n{r['gpu']} has no published power figure: enter a wattage for energy and CO₂.")
-    return "\n".join(lines)
-
-
-def _breakdown_figure(r: dict) -> go.Figure:
-    fig = go.Figure()
-    if "cost_usd" in r:
-        items = [("compute", r["compute_cost_usd"], "GPU-hours × $/GPU-h"),
-                 ("storage", r["storage_cost_usd"], "GB × $/GB-month × months"),
-                 ("egress", r["egress_cost_usd"], "GB out × $/GB")]
-        fig.add_bar(x=[i[0] for i in items], y=[i[1] for i in items], customdata=[i[2] for i in items],
-                    hovertemplate="%{x}: $%{y:,.0f}<br>%{customdata}<extra></extra>", marker_color="#4c78a8")
-        fig.update_yaxes(type="log", title="USD (log)")
-        return _layout(fig, f"Cost breakdown: {_money(r['total_cost_usd'])} total")
-    fig.add_bar(x=["GPU-hours"], y=[r["gpu_hours"]],
-                hovertemplate="6ND / (peak × MFU) / 3600: %{y:,.0f}<extra></extra>")
-    return _layout(fig, "GPU-hours (enter a price for a cost breakdown)")
-
-
-def _cost_vs_size_figure(r: dict) -> go.Figure:
-    sizes = training.log_space(1e8, 1e12, 13)
-    series = training.cost_vs_size(PLOT_GPUS, sizes)
-    fig = go.Figure()
-    for gpu, points in series.items():
-        if not points:
-            continue
-        fig.add_scatter(
-            x=[p["params"] for p in points], y=[p["cost_usd"] for p in points], mode="lines", name=gpu,
-            customdata=[[p["tokens"], p["gpu_hours"], p["mfu"]] for p in points],
-            hovertemplate=(f"{gpu}<br>N=%{{x:.3s}}, D=20N=%{{customdata[0]:.3s}}<br>"
-                           "cost = 6ND/(peak·MFU)/3600 × $/h = $%{y:,.0f}<br>"
-                           "GPU-hours %{customdata[1]:,.0f}, MFU %{customdata[2]:.2f}<extra></extra>"))
-    if "cost_usd" in r:
-        fig.add_scatter(x=[r["params"]], y=[r["cost_usd"]], mode="markers", name="your run",
-                        marker=dict(symbol="star", size=14, color="black"),
-                        hovertemplate="your run: $%{y:,.0f}<extra></extra>")
-    fig.update_xaxes(type="log", title="parameters N")
-    fig.update_yaxes(type="log", title="compute cost, USD")
-    return _layout(fig, "Compute cost vs model size (D = 20·N, default MFU and on-demand price)")
-
-
-# ------------------------------------------------------------------------------------------- calibration
-def calibration_figure(report: dict = CALIBRATION_REPORT) -> go.Figure:
-    runs = {run.run: run for run in calibration.load_runs()}
-    rows = report["in_sample"]["rows"]
-    fig = go.Figure()
-    low = min(min(r["published_gpu_hours"], r["estimated_gpu_hours"]) for r in rows) / 2
-    high = max(max(r["published_gpu_hours"], r["estimated_gpu_hours"]) for r in rows) * 2
-    for factor, label, dash in ((1, "estimate = published", "solid"), (2, "2× band", "dash"),
-                                (0.5, None, "dash"), (1.2, "1.2× band", "dot"), (1 / 1.2, None, "dot")):
-        fig.add_scatter(x=[low, high], y=[low * factor, high * factor], mode="lines", name=label,
-                        showlegend=label is not None, line=dict(color="gray", dash=dash, width=1), hoverinfo="skip")
-    by_gen: dict[str, list] = {}
-    for row in rows:
-        by_gen.setdefault(runs[row["run"]].accelerator.generation, []).append(row)
-    for gen, items in by_gen.items():
-        fig.add_scatter(
-            x=[i["published_gpu_hours"] for i in items], y=[i["estimated_gpu_hours"] for i in items],
-            mode="markers", name=gen, marker=dict(size=9),
-            text=[i["run"] for i in items],
-            customdata=[[i["ratio"], runs[i["run"]].source_url] for i in items],
-            hovertemplate=("%{text}<br>published %{x:,.0f} GPU-h<br>estimate %{y:,.0f} GPU-h "
-                           "= 6ND/(peak × default MFU)/3600<br>ratio %{customdata[0]:.2f}<br>%{customdata[1]}"
-                           "<extra></extra>"))
-    fig.update_xaxes(type="log", title="published GPU-hours")
-    fig.update_yaxes(type="log", title="our estimate (params, tokens, GPU type only)")
-    return _layout(fig, "Calibration: estimate vs published training runs", height=460)
-
-
-def calibration_markdown(report: dict = CALIBRATION_REPORT) -> str:
-    lines = [f"**Method.** {report['method']}. A run's *implied* MFU = 6·N·D / (published GPU-hours × 3600 × "
-             "peak); the published GPU-hours are wall-clock device hours, so this end-to-end MFU includes restarts "
-             "and downtime. Defaults: " + ", ".join(f"{k} {v['mfu']:.3f} ({v['n_runs']} runs)"
-                                                   for k, v in report["default_mfu"].items()) + ".",
-             "", "| variant | median ratio error | within 2× | within 1.5× | worst |", "|---|---|---|---|---|"]
-    for label, key in (("in-sample", "in_sample"), ("leave-one-out", "leave_one_out"),
-                       (f"fixed MFU {calibration.FIXED_BASELINE_MFU} (no calibration)", "fixed_baseline")):
-        s = report[key]
-        lines.append(f"| {label} | {s['median_ratio_error']:.3f}× | {s['share_within_2x']:.0%} | "
-                     f"{s['share_within_1_5x']:.0%} | {s['worst_ratio_error']:.2f}× ({s['worst_run']}) |")
-    lines.append(f"\nGoal: median ≤ {report['goal']['median_ratio_error_max']}× and ≥ "
-                 f"{report['goal']['share_within_2x_min']:.0%} within 2×. Ratio error = max(est/pub, pub/est). "
-                 "Generations without ≥ 3 published runs (Volta, TPU, Blackwell, MI300X, Ada, Turing) use the "
-                 "median of all runs: expect larger errors there.")
-    lines.append("\n| run | params (active) | tokens | hardware | published GPU-h | est./pub. | source |\n"
-                 "|---|---|---|---|---|---|---|")
-    ratios = {r["run"]: r["ratio"] for r in report["in_sample"]["rows"]}
-    for run in calibration.load_runs():
-        active = f" ({human(run.active_params)})" if run.active_params else ""
-        lines.append(f"| {run.run} | {human(run.params)}{active} | {human(run.tokens)} | {run.gpu} | "
-                     f"{run.gpu_hours:,.0f} ({run.hours_basis}) | {ratios[run.run]:.2f} | [link]({run.source_url}) |")
-    return "\n".join(lines)
-
-
-# -------------------------------------------------------------------------------------------- memory
-def plan_memory(preset, params, optimizer, zero_stage, tp, dp, micro_batch, seq_len, recompute, gpu):
+def plan_memory(preset, params, optimizer, zero_stage, tp, dp, micro_batch, seq_len, recompute, gpu,
+                sequence_parallel=True, flash_attention=False):
     """Per-GPU training memory (weights, gradients, optimizer, activations) and the minimum GPU count."""
     try:
         p = get_preset(preset)
-        n = parse_quantity(params, "params") if params not in (None, "") else p.params
-        r = memory.plan_training_memory(n, p.n_layers, p.hidden, p.n_heads, int(seq_len or p.context),
-                                        int(micro_batch or 1), optimizer, int(zero_stage), int(dp or 1),
-                                        int(tp or 1), recompute, gpu)
+        n = parse_quantity(params, "params") if _opt(params) else p.params
+        seq = int(seq_len or p.context)
+        r = memory.plan_training_memory(n, p.n_layers, p.hidden, p.n_heads, seq, int(micro_batch or 1), optimizer,
+                                        int(zero_stage), int(dp or 1), int(tp or 1), recompute, gpu,
+                                        bool(sequence_parallel), bool(flash_attention))
     except (ValueError, TypeError) as exc:
         raise user_error(exc) from None
-    parts = r["per_gpu_gb"]
-    fig = go.Figure()
-    formulas = {"weights": "2Ψ / TP (/DP at ZeRO-3)", "gradients": "2Ψ / TP (/DP at ZeRO≥2)",
-                "optimizer": "KΨ / TP (/DP at ZeRO≥1)", "activations": "L · s·b·h·(34 + 5as/h)/TP (Korthikanti)"}
-    for name, gb in parts.items():
-        fig.add_bar(x=["per GPU"], y=[gb], name=name, customdata=[formulas[name]],
-                    hovertemplate=f"{name}: %{{y:.1f}} GB<br>%{{customdata}}<extra></extra>")
-    fig.add_hline(y=r["gpu_memory_gb"], line_dash="dash", annotation_text=f"{r['gpu']} {r['gpu_memory_gb']:g} GB")
-    fig.update_layout(barmode="stack")
-    fig.update_yaxes(title="GB")
-    _layout(fig, f"{r['total_per_gpu_gb']:.1f} GB per GPU")
-    verdict = "fits" if r["fits"] else "does **not** fit"
-    md = (f"**{p.name}** ({human(n)} params, {OPT_LABELS[optimizer]}), ZeRO-{zero_stage}, TP {tp}, DP {dp}, "
-          f"micro-batch {micro_batch}, sequence {seq_len or p.context}, recompute: {recompute}.\n\n"
-          + " · ".join(f"{k} **{v:.1f} GB**" for k, v in parts.items())
-          + f" → **{r['total_per_gpu_gb']:.1f} GB/GPU**: {verdict} in {r['usable_gb']:.0f} GB usable "
-            f"(90% of {r['gpu_memory_gb']:g} GB).\n\n"
-          + (f"Minimum GPUs at this TP: **{r['min_gpus']}** ({r['min_gpus_reason']})." if r["min_gpus"]
-             else f"No data-parallel degree is enough: {r['min_gpus_reason']}.")
-          + f"\n\nUnsharded model states: {r['model_states_unsharded_gb']:.1f} GB = "
-            f"{r['bytes_per_param_unsharded']:.0f} bytes/param (ZeRO paper: 16 for mixed-precision Adam).")
-    return md, fig
+    return views.memory_view(r, p.name, n, micro_batch, seq)
 
 
-OPT_LABELS = memory.OPTIMIZER_LABELS
-
-
-# ------------------------------------------------------------------------------------------- scaling
 def scaling_advice(compute):
     """Chinchilla-optimal N and D for a compute budget, the loss estimate and the over-training trade-off."""
     try:
-        c = parse_quantity(compute, "compute")
-        rule, fit = scaling.chinchilla_rule(c), scaling.chinchilla_fit_optimum(c)
-        rows = scaling.overtraining_tradeoff(c)
+        return views.scaling_view(parse_quantity(compute, "compute"))
     except ValueError as exc:
         raise user_error(exc) from None
-    md = [f"**Budget C = {c:.3e} FLOPs** (C = 6·N·D).",
-          "", "| recipe | N | D | tokens/param | loss L(N,D) |", "|---|---|---|---|---|",
-          f"| D = 20·N (Chinchilla rule of thumb) | {human(rule['params'])} | {human(rule['tokens'])} | 20 | "
-          f"{rule['loss']:.3f} |",
-          f"| minimum of the loss fit | {human(fit['params'])} | {human(fit['tokens'])} | "
-          f"{fit['tokens'] / fit['params']:.0f} | {fit['loss']:.3f} |",
-          "", "L(N,D) = 1.69 + 406.4/N^0.34 + 410.7/D^0.28 (Hoffmann et al. 2022, Approach 3). The two recipes "
-          "disagree because Approaches 1-2 and 3 of the paper do; both are estimates for its data mix.",
-          "", "**Over-training**: smaller models trained longer to the *same loss* as the loss-fit optimum "
-          "(more training compute, cheaper inference; break-even = extra training FLOPs / inference FLOPs saved "
-          "per token).",
-          "", "| model size | N | D | tokens/param | training compute | inference cost/token | "
-          "break-even after |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        if not row["reachable"]:
-            md.append(f"| {row['shrink']:.0%} | {human(row['params'])} | unreachable | | | | |")
-            continue
-        be = row["break_even_inference_tokens"]
-        md.append(f"| {row['shrink']:.0%} | {human(row['params'])} | {human(row['tokens'])} | "
-                  f"{row['tokens_per_param']:.0f} | {row['train_compute_ratio']:.2f}× | "
-                  f"{row['inference_cost_ratio']:.2f}× | {human(be) + ' tokens served' if be else '—'} |")
-    fig = go.Figure()
-    sizes = training.log_space(rule["params"] / 10, rule["params"] * 5, 40)
-    fig.add_scatter(x=sizes, y=[scaling.loss(n, c / (6 * n)) for n in sizes], mode="lines", name="isoFLOP curve",
-                    hovertemplate="N=%{x:.3s}, D=C/(6N)<br>L=%{y:.3f}<extra></extra>")
-    fig.add_scatter(x=[rule["params"]], y=[rule["loss"]], mode="markers", name="D = 20N",
-                    marker=dict(size=12, symbol="diamond"))
-    fig.add_scatter(x=[fit["params"]], y=[fit["loss"]], mode="markers", name="loss-fit minimum",
-                    marker=dict(size=12, symbol="star"))
-    fig.update_xaxes(type="log", title="parameters N")
-    fig.update_yaxes(title="predicted loss")
-    return "\n".join(md), _layout(fig, "Loss at fixed compute (L = 1.69 + 406.4/N^0.34 + 410.7/D^0.28)")
 
 
-# ------------------------------------------------------------------------------------------- serving
-def serving_estimate(preset, gpu, gpus, batch, context, weight_bytes, price, prompt_tokens):
+def serving_estimate(preset, gpu, gpus, batch, context, weights, price, prompt_tokens):
     """Decode tokens/s (bandwidth and compute bounds) and $ per 1M output tokens for a model on a GPU."""
     try:
         p = get_preset(preset)
+        wbytes = serving.bytes_for(weights, serving.WEIGHT_BYTES, "weight")
         kw = dict(n_layers=p.n_layers, hidden=p.hidden, n_kv_heads=p.n_kv_heads, head_dim=p.head_dim,
-                  context=int(context), gpus=int(gpus), active_params=p.active_params,
-                  weight_bytes=float(weight_bytes), price=price if price not in (None, "") else None,
-                  kv_elems_per_token_per_layer=p.kv_elems_per_token_per_layer)
-        r = serving.estimate_serving(p.params, gpu, batch=int(batch), prompt_tokens=prompt_tokens or None, **kw)
-        batches = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
-        sweep = [serving.estimate_serving(p.params, gpu, batch=b, **kw) for b in batches]
+                  context=context, gpus=gpus, active_params=p.active_params, weight_bytes=wbytes,
+                  price=_opt(price), kv_elems_per_token_per_layer=p.kv_elems_per_token_per_layer)
+        r = serving.estimate_serving(p.params, gpu, batch=batch, prompt_tokens=_opt(prompt_tokens), **kw)
+        sweep = [serving.estimate_serving(p.params, gpu, batch=b, **kw) for b in sviews.SWEEP_BATCHES]
     except (ValueError, TypeError) as exc:
         raise user_error(exc) from None
-    md = [f"**{p.name}** on {r['gpus']}× {r['gpu']}, batch {r['batch']}, context {r['context']}, "
-          f"{float(weight_bytes):g} bytes/weight:",
-          f"**{r['tokens_per_s']:,.0f} output tokens/s** ({r['tokens_per_s_per_sequence']:,.1f} per sequence), "
-          f"{r['bound']}-bound.",
-          f"- bandwidth bound: B × {get_accelerator(gpu).bandwidth_tbps:g} TB/s × GPUs / (weights read "
-          f"{r['weights_read_bytes'] / 1e9:.1f} GB + B × KV {r['kv_bytes_per_sequence'] / 1e9:.2f} GB) = "
-          f"{r['bandwidth_bound_tokens_per_s']:,.0f} tok/s",
-          f"- compute bound: peak × GPUs × {serving.DEFAULT_SERVING_MFU} / (2·N_active + 4·L·c·d) = "
-          f"{r['compute_bound_tokens_per_s']:,.0f} tok/s"]
-    if "prefill_flops" in r:
-        md.append(f"- prefill of the prompt: {r['prefill_flops']:.3e} FLOPs (2·N·T + 2·L·T²·d) ≈ "
-                  f"{r['prefill_seconds_at_mfu'] * 1000:,.0f} ms at MFU {serving.DEFAULT_SERVING_MFU}")
-    if "usd_per_million_output_tokens" in r:
-        md.append(f"- **${r['usd_per_million_output_tokens']:.3f} per 1M output tokens** at "
-                  f"${r['price_usd_per_gpu_hour']:g}/GPU-h ({r['price_source']})")
-    md.append(("- memory: needs {:.0f} GB of {:.0f} GB: {}".format(
-        r["memory_needed_gb"], r["memory_available_gb"], "fits" if r["fits_in_memory"] else "**does not fit**")))
-    md.append("\nA roofline: real servers reach maybe 50-80% of the bandwidth bound; prices are presets, not quotes.")
-    fig = go.Figure()
-    fig.add_scatter(x=batches, y=[s["bandwidth_bound_tokens_per_s"] for s in sweep], name="bandwidth bound",
-                    hovertemplate="B=%{x}: %{y:,.0f} tok/s = B·BW/(weights + B·KV)<extra></extra>")
-    fig.add_scatter(x=batches, y=[s["compute_bound_tokens_per_s"] for s in sweep], name="compute bound",
-                    hovertemplate="B=%{x}: %{y:,.0f} tok/s = peak·MFU/(2N + 4Lcd)<extra></extra>")
-    fits = [s["fits_in_memory"] for s in sweep]
-    fig.add_scatter(x=[b for b, f in zip(batches, fits) if f],
-                    y=[s["tokens_per_s"] for s, f in zip(sweep, fits) if f], name="min (fits in memory)",
-                    mode="lines+markers", line=dict(width=3))
-    fig.update_xaxes(type="log", title="batch size B")
-    fig.update_yaxes(type="log", title="output tokens/s")
-    return "\n".join(md), _layout(fig, "Decode throughput vs batch size")
+    return sviews.serving_view(p.name, weights, r, sweep)
 
 
-# ------------------------------------------------------------------------------------------- sources
-def sources_markdown() -> str:
-    lines = ["#### Accelerators (dense peaks; the table in `costs/accelerators.py` is the single source of truth)",
-             "| name | BF16 dense TFLOPS | FP8 dense | TF32 dense | memory | bandwidth | power | released | source |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for a in ACCELERATORS.values():
-        lines.append(f"| {a.name} | {a.bf16_dense_tflops:g} | {a.fp8_dense_tflops or '—'} | "
-                     f"{a.tf32_dense_tflops or '—'} | {a.memory_gb:g} GB | {a.bandwidth_tbps:g} TB/s | "
-                     f"{str(int(a.tdp_w)) + ' W' if a.tdp_w else 'n/p'} | {a.date} | [datasheet]({a.source}) |")
-    lines.append("\nNotes: " + " ".join(f"**{a.name}**: {a.notes}" for a in ACCELERATORS.values() if a.notes))
-    lines += ["\n#### Price presets (indicative snapshots, not quotes: override them)",
-              "| GPU | kind | $/GPU-hour | provider | as of | source |", "|---|---|---|---|---|---|"]
-    for p in prices.GPU_PRICES:
-        lines.append(f"| {p.gpu} | {p.kind} | {p.usd_per_gpu_hour:g} | {p.provider} | {p.as_of} | "
-                     f"[link]({p.source}){' — ' + p.note if p.note else ''} |")
-    lines.append(f"\nStorage: ${prices.STORAGE_USD_PER_GB_MONTH}/GB-month — {prices.STORAGE_SOURCE}. "
-                 f"Egress: ${prices.EGRESS_USD_PER_GB}/GB — {prices.EGRESS_SOURCE}. MI300X has no price preset.")
-    lines += ["\n#### Model presets", "| preset | params | active | tokens | L | d | heads | KV heads | vocab | "
-              "context | source |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for p in PRESETS.values():
-        lines.append(f"| {p.name} | {human(p.params)} | {human(p.active_params) if p.active_params else '—'} | "
-                     f"{human(p.tokens)} | {p.n_layers} | {p.hidden} | {p.n_heads} | {p.n_kv_heads} | {p.vocab} | "
-                     f"{p.context} | [link]({p.source}) {p.note} |")
-    lines.append("\nMethods and anchors: EleutherAI *Transformer Math 101*; Epoch AI's compute-estimation "
-                 "method; Hugging Face *model memory usage*; calflops; gpu_poor. Formulas: Kaplan et al. 2020 (6ND), "
-                 "PaLM App. B (attention FLOPs), ZeRO (model states), Korthikanti et al. 2022 (activations), "
-                 "Hoffmann et al. 2022 (scaling law).")
-    return "\n".join(lines)
+def finetune_estimate(preset, params, gpu, gpus, method, objective, rank, targets, tokens, epochs, seq, price,
+                      paged_optimizer=True):
+    """Fine-tuning memory per GPU, minimum GPUs, GPU-hours and $ (full / LoRA / QLoRA, SFT / DPO)."""
+    try:
+        model, n = _model(preset, params)
+        r = finetune.estimate_finetune(gpu, method, objective, model, n, rank, targets, tokens, epochs, seq,
+                                       gpus=gpus, price=_opt(price), paged_optimizer=bool(paged_optimizer))
+    except (ValueError, TypeError) as exc:
+        raise user_error(exc) from None
+    return (*views.finetune_view(r), r.to_dict())
 
 
-# ------------------------------------------------------------------------------------------- URL state
+def fleet_estimate(preset, params, gpu, qps, prompt, output, ttft, tpot, weights, kv, tp, price, eff):
+    """GPUs for a traffic level under TTFT/TPOT targets, and $ per 1M input and output tokens."""
+    try:
+        model, n = _model(preset, params)
+        r = fleet.estimate_fleet(gpu, qps, prompt, output, model, n, _opt(ttft), _opt(tpot), weights, kv, _opt(tp),
+                                 _opt(price), efficiency=eff)
+    except (ValueError, TypeError) as exc:
+        raise user_error(exc) from None
+    return sviews.fleet_markdown(r), r.to_dict()
+
+
+def breakeven_estimate(preset, params, gpu, gpus, util, api_in, api_out, price, in_tokens, out_tokens, weights):
+    """Monthly tokens where self-hosting a model on given GPUs becomes cheaper than an API, with a plot."""
+    try:
+        model, n = _model(preset, params)
+        r = breakeven.estimate_break_even(gpu, gpus, api_in, api_out, in_tokens, out_tokens, util, model, n,
+                                          _opt(price), weights=weights)
+    except (ValueError, TypeError) as exc:
+        raise user_error(exc) from None
+    return (*sviews.breakeven_view(r), r.to_dict())
+
+
+def apply_api_model(model):
+    """Fill the API price fields from the dated price table."""
+    if not model:
+        return gr.update(), gr.update()
+    price = api_prices.get_api_price(model)
+    return urlstate.format_value(price.input_usd_per_1m), urlstate.format_value(price.output_usd_per_1m)
+
+
 def apply_preset(preset):
     if not preset or preset == CUSTOM:
         return gr.update(), gr.update(), gr.update()
     p = get_preset(preset)
-    return (urlstate._format(p.params), urlstate._format(p.active_params) if p.active_params else "",
-            urlstate._format(p.tokens))
+    return (urlstate.format_value(p.params), urlstate.format_value(p.active_params) if p.active_params else "",
+            urlstate.format_value(p.tokens))
 
 
+# ------------------------------------------------------------------------------------------------ URL state
 def load_from_url(request: gr.Request):
-    """Fill the form from ?params=...&tokens=...&gpu=... (bad values are ignored, never an error page)."""
+    """Fill the chosen calculator's form from the query (bad values are skipped with a warning, never an error
+    page). Returns the sub-tab selection followed by one update per URL field, calculator by calculator in
+    urlstate.FIELDS order."""
     query = request.query_params if request is not None else {}
     state = urlstate.decode_state(query)
-    fields = ["preset", "params", "active_params", "tokens", "gpu", "gpus", "mfu", "price"]
-    updates = []
-    for field in fields:
-        if field not in state:
-            updates.append(gr.update())
-        elif field in ("params", "active_params", "tokens", "mfu", "price"):
-            updates.append(urlstate._format(state[field]))
-        else:
-            updates.append(state[field])
+    calc = state.get("calc", urlstate.DEFAULT_CALC)
+    if calc != urlstate.DEFAULT_CALC and "params" in state and "preset" not in state:
+        state["preset"] = CUSTOM  # a bare parameter count: the model's shape is assumed from it
+    for error in state.get("_errors", []):
+        gr.Warning(f"Link: {error}")
+    has_calc_keys = any(key in query for key in urlstate.QUERY_KEYS)
+    updates = [gr.Tabs(selected=calc) if has_calc_keys else gr.update()]
+    for name, fields in urlstate.FIELDS.items():
+        for field in fields:
+            if name != calc or field not in state:
+                updates.append(gr.update())
+            else:
+                value = state[field]
+                updates.append(urlstate.format_value(value) if field in TEXT_FIELDS else value)
     return updates
 
 
-def build(demo: gr.Blocks) -> None:
-    gr.Markdown("## Cost calculator · 成本计算\nWhat does it cost to train or serve a model of size N on GPU G? "
-                "Every default is sourced (see *Sources*), and the *Calibration* tab shows how our estimates "
-                "compare with published training runs. Sizes accept `7e9`, `7B`, `2T`.")
-    with gr.Tabs():
-        with gr.Tab("Training 训练"):
-            with gr.Row():
-                preset = gr.Dropdown([CUSTOM] + list(PRESETS), value="llama2-7b", label="Model preset",
-                                     min_width=160)
-                params = gr.Textbox("6.74e9", label="Parameters N", min_width=120)
-                active = gr.Textbox("", label="Active params (MoE)", placeholder="dense", min_width=120)
-                tokens = gr.Textbox("2e12", label="Training tokens D", min_width=120)
-            with gr.Row():
-                gpu = gr.Dropdown(list(ACCELERATORS), value="H100-80GB", label="GPU", min_width=140)
-                gpus = gr.Number(1024, label="GPUs", step=1, min_width=100)  # no precision/minimum: Gradio fails on "nan" before our check
-                mfu = gr.Textbox("", label="MFU", placeholder="calibrated default", min_width=100)
-                price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=100)
-                price_kind = gr.Radio(["on-demand", "spot"], value="on-demand", label="Price preset",
-                                      min_width=160)
-            with gr.Accordion("Energy, storage and egress", open=False):
-                with gr.Row():
-                    pue = gr.Number(training.DEFAULT_PUE, label="PUE", min_width=100)
-                    grid = gr.Number(training.DEFAULT_GRID_KG_PER_KWH, label="Grid kg CO₂e/kWh", min_width=120)
-                    storage = gr.Textbox("", label="Storage $/GB-month",
-                                         placeholder=str(prices.STORAGE_USD_PER_GB_MONTH), min_width=120)
-                    egress = gr.Textbox("", label="Egress GB", placeholder="final bf16 weights once",
-                                        min_width=120)
-            run = gr.Button("Estimate", variant="primary")
-            summary = gr.Markdown()
-            with gr.Row():
-                breakdown_plot = gr.Plot(label="Cost breakdown", min_width=300)
-                size_plot = gr.Plot(label="Cost vs model size", min_width=300)
-            with gr.Accordion("JSON (same keys as `python -m costs train --json`)", open=False):
-                summary_json = gr.JSON()
+def _wire_url(calc: str, components: list) -> None:
+    """Keep the address bar in sync with this calculator's form (components in urlstate key order)."""
+    for component in components:
+        component.change(None, components, None, js=urlstate.sync_url_js(calc), api_visibility="private")
 
-        with gr.Tab("Memory 显存"):
-            with gr.Row():
-                m_preset = gr.Dropdown(list(PRESETS), value="llama2-7b", label="Architecture", min_width=160)
-                m_params = gr.Textbox("", label="Params override", placeholder="preset", min_width=100)
-                m_gpu = gr.Dropdown(list(ACCELERATORS), value="A100-80GB", label="GPU", min_width=120)
-                m_opt = gr.Dropdown([(v, k) for k, v in OPT_LABELS.items()], value="adam_mixed",
-                                    label="Optimizer", min_width=160)
-            with gr.Row():
-                m_zero = gr.Radio([0, 1, 2, 3], value=3, label="ZeRO stage", min_width=160)
-                m_tp = gr.Number(1, label="Tensor parallel", precision=0, minimum=1, min_width=90)
-                m_dp = gr.Number(8, label="Data parallel", precision=0, minimum=1, min_width=90)
-                m_mb = gr.Number(1, label="Micro-batch", precision=0, minimum=1, min_width=90)
-                m_seq = gr.Number(4096, label="Sequence", precision=0, minimum=1, min_width=90)
-                m_rec = gr.Radio(list(memory.RECOMPUTE_MODES), value="selective", label="Recompute",
-                                 min_width=200)
-            m_run = gr.Button("Plan memory", variant="primary")
-            m_md = gr.Markdown()
-            m_plot = gr.Plot()
-            gr.Markdown("Model states per GPU = (2 + 2 + K)·Ψ/TP, with ZeRO-1/2/3 dividing optimizer / + gradients "
-                        "/ + weights by DP (Rajbhandari et al. 2019). "
-                        "Activations per layer = s·b·h·(34 + 5·a·s/h)/TP "
-                        "without recompute, 34·s·b·h/TP selective, 2·s·b·h/TP full (Korthikanti et al. 2022). "
-                        "KV cache (Serving tab) = 2·L·n_kv·d_head·bytes·seq·batch.")
 
-        with gr.Tab("Scaling 规模"):
-            s_compute = gr.Textbox("1e24", label="Compute budget (FLOPs)")
-            s_run = gr.Button("Advise", variant="primary")
-            s_md = gr.Markdown()
-            s_plot = gr.Plot()
-
-        with gr.Tab("Serving 推理"):
-            with gr.Row():
-                v_preset = gr.Dropdown(list(PRESETS), value="llama3-8b", label="Model", min_width=160)
-                v_gpu = gr.Dropdown(list(ACCELERATORS), value="H100-80GB", label="GPU", min_width=120)
-                v_gpus = gr.Number(1, label="GPUs", precision=0, minimum=1, min_width=80)
-                v_batch = gr.Number(16, label="Batch", precision=0, minimum=1, min_width=80)
-            with gr.Row():
-                v_ctx = gr.Number(4096, label="Context (tokens)", precision=0, minimum=1, min_width=100)
-                v_prompt = gr.Number(1000, label="Prompt tokens", precision=0, minimum=1, min_width=100)
-                v_bytes = gr.Dropdown([("bf16 (2 bytes)", 2.0), ("int8/fp8 (1)", 1.0), ("int4 (0.5)", 0.5)],
-                                      value=2.0, label="Weights", min_width=120)
-                v_price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=100)
-            v_run = gr.Button("Estimate serving", variant="primary")
-            v_md = gr.Markdown()
-            v_plot = gr.Plot()
-
-        with gr.Tab("Calibration 校准"):
-            gr.Plot(calibration_figure())
-            gr.Markdown(calibration_markdown())
-
-        with gr.Tab("Sources 来源"):
-            gr.Markdown(sources_markdown())
-
+# ------------------------------------------------------------------------------------------------ layout
+def _training_tab() -> dict:
+    with gr.Row():
+        preset = gr.Dropdown([CUSTOM] + list(PRESETS), value="llama2-7b", label="Model preset", min_width=160)
+        params = gr.Textbox("6.74e9", label="Parameters N", min_width=120)
+        active = gr.Textbox("", label="Active params (MoE)", placeholder="dense", min_width=120)
+        tokens = gr.Textbox("2e12", label="Training tokens D", min_width=120)
+    with gr.Row():
+        gpu = gr.Dropdown(GPUS, value="H100-80GB", label="GPU", min_width=140)
+        # no precision/minimum: Gradio would fail on "nan" before our check
+        gpus = gr.Number(1024, label="GPUs", step=1, min_width=100)
+        mfu = gr.Textbox("", label="MFU", placeholder="calibrated default", min_width=100,
+                         info="empty = fitted on published runs (Calibration tab), shown with its error band")
+        price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=100,
+                           info="empty = dated preset (Sources tab)")
+        price_kind = gr.Radio(["on-demand", "spot"], value="on-demand", label="Price preset", min_width=160)
+    with gr.Accordion("Energy, storage and egress", open=False):
+        with gr.Row():
+            pue = gr.Number(training.DEFAULT_PUE, label="PUE", min_width=100)
+            grid = gr.Number(training.DEFAULT_GRID_KG_PER_KWH, label="Grid kg CO₂e/kWh", min_width=120)
+            storage = gr.Textbox("", label="Storage $/GB-month", placeholder="0.023", min_width=120)
+            egress = gr.Textbox("", label="Egress GB", placeholder="final bf16 weights once", min_width=120)
+    run = gr.Button("Estimate", variant="primary")
+    summary = gr.Markdown()
+    with gr.Row():
+        breakdown_plot = gr.Plot(label="Cost breakdown", min_width=300)
+        size_plot = gr.Plot(label="Cost vs model size", min_width=300)
+    with gr.Accordion("JSON (same keys as `python -m costs train --json`)", open=False):
+        summary_json = gr.JSON()
     form = [params, tokens, gpu, gpus, mfu, price, active, preset, price_kind, pue, grid, storage, egress]
-    outputs = [summary, summary_json, breakdown_plot, size_plot]
-    run.click(estimate_training, form, outputs, api_name="estimate_training")
+    run.click(estimate_training, form, [summary, summary_json, breakdown_plot, size_plot],
+              api_name="estimate_training")
     # .input (user edits only): a preset arriving from the URL must not overwrite the URL's own params
     preset.input(apply_preset, preset, [params, active, tokens], api_visibility="private")
+    return {"url": [preset, params, active, tokens, gpu, gpus, mfu, price], "form": form,
+            "outputs": [summary, summary_json, breakdown_plot, size_plot]}
 
-    url_inputs = [preset, params, active, tokens, gpu, gpus, mfu, price]  # order of urlstate.QUERY_KEYS
-    for component in url_inputs:
-        component.change(None, url_inputs, None, js=urlstate.SYNC_URL_JS, api_visibility="private")
-    demo.load(load_from_url, None, url_inputs, api_visibility="private", show_progress="hidden").then(
-        estimate_training, form, outputs, api_visibility="private")
 
-    m_run.click(plan_memory, [m_preset, m_params, m_opt, m_zero, m_tp, m_dp, m_mb, m_seq, m_rec, m_gpu],
-                [m_md, m_plot], api_visibility="private")
+def _finetune_tab() -> dict:
+    with gr.Row():
+        preset = gr.Dropdown([CUSTOM] + list(PRESETS), value="llama2-7b", label="Model", min_width=150)
+        params = gr.Textbox("", label="Params (custom)", placeholder="from preset", min_width=110)
+        gpu = gr.Dropdown(GPUS, value="H100-80GB", label="GPU", min_width=120)
+        gpus = gr.Number(1, label="GPUs", precision=0, minimum=1, min_width=80)
+        method = gr.Radio(list(finetune.METHODS), value="lora", label="Method", min_width=180)
+        objective = gr.Radio(list(finetune.OBJECTIVES), value="sft", label="Objective", min_width=130)
+    with gr.Row():
+        rank = gr.Number(sources.LORA_RANK.value, label="LoRA rank", precision=0, minimum=1, min_width=90,
+                         info=views.default_info(sources.LORA_RANK) + "; QLoRA paper: " + views.default_info(
+                             sources.QLORA_RANK))
+        targets = gr.Dropdown(list(finetune.TARGETS), value="attention-qv", label="Target modules", min_width=140,
+                              info="default attention-qv: PEFT's default for Llama, q_proj + v_proj (peft docs, 2025)")
+        tokens = gr.Textbox(urlstate.format_value(sources.FINETUNE_TOKENS.value), label="Dataset tokens",
+                            min_width=110, info=views.default_info(sources.FINETUNE_TOKENS))
+        epochs = gr.Number(1, label="Epochs", min_width=70)
+        seq = gr.Number(sources.FINETUNE_SEQ_LEN.value, label="Sequence", precision=0, minimum=1, min_width=90,
+                        info=views.default_info(sources.FINETUNE_SEQ_LEN))
+        price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=90)
+        paged = gr.Checkbox(True, label="QLoRA paged optimizer (Adam states may page to CPU)", min_width=160)
+    run = gr.Button("Estimate fine-tuning", variant="primary")
+    md, plot = gr.Markdown(), gr.Plot()
+    with gr.Accordion("JSON (same keys as `python -m costs finetune --json`)", open=False):
+        out_json = gr.JSON()
+    url = [preset, params, gpu, gpus, method, objective, rank, targets, tokens, epochs, seq, price]
+    run.click(finetune_estimate, url + [paged], [md, plot, out_json], api_visibility="private")
+    return {"url": url, "form": url + [paged], "outputs": [md, plot, out_json], "fn": finetune_estimate}
+
+
+def _memory_tab() -> None:
+    with gr.Row():
+        m_preset = gr.Dropdown(list(PRESETS), value="llama2-7b", label="Architecture", min_width=160)
+        m_params = gr.Textbox("", label="Params override", placeholder="preset", min_width=100)
+        m_gpu = gr.Dropdown(GPUS, value="A100-80GB", label="GPU", min_width=120)
+        m_opt = gr.Dropdown([(v, k) for k, v in memory.OPTIMIZER_LABELS.items()], value="adam_mixed",
+                            label="Optimizer", min_width=160)
+    with gr.Row():
+        m_zero = gr.Radio([0, 1, 2, 3], value=3, label="ZeRO stage", min_width=160)
+        m_tp = gr.Number(1, label="Tensor parallel (divides heads)", precision=0, minimum=1, min_width=90)
+        m_dp = gr.Number(8, label="Data parallel", precision=0, minimum=1, min_width=90)
+        m_mb = gr.Number(1, label="Micro-batch", precision=0, minimum=1, min_width=90)
+        m_seq = gr.Number(4096, label="Sequence", precision=0, minimum=1, min_width=90)
+        m_rec = gr.Radio(list(memory.RECOMPUTE_MODES), value="selective", label="Recompute", min_width=200)
+        m_sp = gr.Checkbox(True, label="Sequence parallelism (Korthikanti Eq. 2; off = Eq. 1)", min_width=160)
+        m_flash = gr.Checkbox(False, label="FlashAttention (attention scores not stored)", min_width=160)
+    m_run = gr.Button("Plan memory", variant="primary")
+    m_md, m_plot = gr.Markdown(), gr.Plot()
+    gr.Markdown("Model states per GPU = (2 + 2 + K)·Ψ/TP, with ZeRO-1/2/3 dividing optimizer / + gradients "
+                "/ + weights by DP (Rajbhandari et al. 2019). Activations per layer (Korthikanti et al. 2022): "
+                "s·b·h·(34 + 5·a·s/h)/TP with sequence parallelism, s·b·h·(10 + 24/TP + 5·a·s/(h·TP)) without; "
+                "FlashAttention or selective recompute drop the 5·a·s/h term; full recompute keeps 2·s·b·h.")
+    m_run.click(plan_memory, [m_preset, m_params, m_opt, m_zero, m_tp, m_dp, m_mb, m_seq, m_rec, m_gpu, m_sp,
+                              m_flash], [m_md, m_plot], api_visibility="private")
+
+
+def _scaling_tab() -> None:
+    s_compute = gr.Textbox("1e24", label="Compute budget (FLOPs)")
+    s_run = gr.Button("Advise", variant="primary")
+    s_md, s_plot = gr.Markdown(), gr.Plot()
     s_run.click(scaling_advice, s_compute, [s_md, s_plot], api_visibility="private")
-    v_run.click(serving_estimate, [v_preset, v_gpu, v_gpus, v_batch, v_ctx, v_bytes, v_price, v_prompt],
-                [v_md, v_plot], api_visibility="private")
+
+
+def _serving_tab() -> dict:
+    with gr.Row():
+        preset = gr.Dropdown(list(PRESETS), value="llama3-8b", label="Model", min_width=160)
+        gpu = gr.Dropdown(GPUS, value="H100-80GB", label="GPU", min_width=120)
+        gpus = gr.Number(1, label="GPUs", precision=0, minimum=1, min_width=80)
+        batch = gr.Number(16, label="Batch", precision=0, minimum=1, min_width=80)
+    with gr.Row():
+        ctx = gr.Number(4096, label="Context (tokens)", precision=0, minimum=1, min_width=100)
+        prompt = gr.Number(1000, label="Prompt tokens", precision=0, minimum=1, min_width=100)
+        weights = gr.Dropdown(WEIGHT_CHOICES, value="fp16", label="Weights", min_width=120)
+        price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=100)
+    run = gr.Button("Estimate serving", variant="primary")
+    md, plot = gr.Markdown(), gr.Plot()
+    url = [preset, gpu, gpus, batch, ctx, prompt, weights, price]
+    run.click(serving_estimate, url, [md, plot], api_visibility="private")
+    return {"url": url}
+
+
+def _fleet_tab() -> dict:
+    with gr.Row():
+        preset = gr.Dropdown([CUSTOM] + list(PRESETS), value="llama3-70b", label="Model", min_width=150)
+        params = gr.Textbox("", label="Params (custom)", placeholder="from preset", min_width=110)
+        gpu = gr.Dropdown(GPUS, value="H100-80GB", label="GPU", min_width=120)
+        qps = gr.Textbox(urlstate.format_value(sources.QPS.value), label="Requests/s (QPS)", min_width=100,
+                         info=views.default_info(sources.QPS))
+        prompt = gr.Number(sources.PROMPT_TOKENS.value, label="Prompt tokens", precision=0, minimum=1,
+                           min_width=100, info=views.default_info(sources.PROMPT_TOKENS))
+        output = gr.Number(sources.OUTPUT_TOKENS.value, label="Output tokens", precision=0, minimum=1,
+                           min_width=100, info=views.default_info(sources.OUTPUT_TOKENS))
+    with gr.Row():
+        ttft = gr.Number(sources.TTFT_TARGET_S.value, label="TTFT target (s)", min_width=100,
+                         info=views.default_info(sources.TTFT_TARGET_S))
+        tpot = gr.Number(sources.TPOT_TARGET_S.value, label="TPOT target (s)", min_width=100,
+                         info=views.default_info(sources.TPOT_TARGET_S))
+        weights = gr.Dropdown(WEIGHT_CHOICES, value="fp16", label="Weights", min_width=90)
+        kv = gr.Dropdown(list(serving.KV_BYTES), value="fp16", label="KV cache", min_width=90)
+        # a Textbox: an empty gr.Number shows 0 in the browser, which its own minimum then rejects
+        tp = gr.Textbox("", label="GPUs per replica (TP)", placeholder="auto", min_width=90,
+                        info="empty = the cheapest of 1, 2, 4, 8")
+        price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=90)
+        eff = gr.Slider(0.05, 1.0, value=sources.DECODE_EFFICIENCY.value, step=0.05,
+                        label="Measured / roofline decode", info=views.default_info(sources.DECODE_EFFICIENCY))
+    run = gr.Button("Size the fleet", variant="primary")
+    md = gr.Markdown()
+    with gr.Accordion("JSON (same keys as `python -m costs fleet --json`)", open=False):
+        out_json = gr.JSON()
+    url = [preset, params, gpu, qps, prompt, output, ttft, tpot, weights, kv, tp, price, eff]
+    run.click(fleet_estimate, url, [md, out_json], api_visibility="private")
+    return {"url": url, "form": url, "outputs": [md, out_json], "fn": fleet_estimate}
+
+
+def _breakeven_tab() -> dict:
+    with gr.Row():
+        preset = gr.Dropdown([CUSTOM] + list(PRESETS), value=CUSTOM, label="Model", min_width=150)
+        params = gr.Textbox("8e9", label="Params (custom)", min_width=100,
+                            info="a Llama-like shape is assumed from the count")
+        gpu = gr.Dropdown(GPUS, value="H100-80GB", label="GPU", min_width=120)
+        gpus = gr.Number(1, label="GPUs (one set)", precision=0, minimum=1, min_width=90)
+        util = gr.Slider(0.05, 1.0, value=sources.UTILISATION.value, step=0.05, label="Utilisation",
+                         info=views.default_info(sources.UTILISATION))
+        price = gr.Textbox("", label="$/GPU-hour", placeholder="preset", min_width=90)
+    with gr.Row():
+        api_model = gr.Dropdown([p.model for p in api_prices.load_api_prices()], value="gpt-4o-mini",
+                                label="API model (fills the prices)", min_width=160)
+        api_in = gr.Textbox("0.15", label="API $/1M input", min_width=100, info="from the dated API table below")
+        api_out = gr.Textbox("0.6", label="API $/1M output", min_width=100)
+        in_tokens = gr.Textbox(urlstate.format_value(sources.MONTHLY_INPUT_TOKENS.value), label="Input tokens/month",
+                               min_width=110, info=views.default_info(sources.MONTHLY_INPUT_TOKENS))
+        out_tokens = gr.Textbox(urlstate.format_value(sources.MONTHLY_OUTPUT_TOKENS.value),
+                                label="Output tokens/month", min_width=110,
+                                info=views.default_info(sources.MONTHLY_OUTPUT_TOKENS))
+        weights = gr.Dropdown(WEIGHT_CHOICES, value="fp16", label="Weights", min_width=90)
+    run = gr.Button("Compare", variant="primary")
+    md, plot = gr.Markdown(), gr.Plot()
+    with gr.Accordion("JSON (same keys as `python -m costs breakeven --json`)", open=False):
+        out_json = gr.JSON()
+    gr.Markdown(sviews.api_prices_markdown())
+    url = [preset, params, gpu, gpus, util, api_in, api_out, price, in_tokens, out_tokens, weights]
+    api_model.input(apply_api_model, api_model, [api_in, api_out], api_visibility="private")
+    run.click(breakeven_estimate, url, [md, plot, out_json], api_visibility="private")
+    return {"url": url, "form": url, "outputs": [md, plot, out_json], "fn": breakeven_estimate}
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown("## Cost calculator · 成本计算\nWhat does it cost to train, fine-tune or serve a model, and when does "
+                "self-hosting beat an API? Every default is sourced and dated (see *Sources*); the *Calibration* "
+                "tab shows how our training estimates compare with published runs. Sizes accept `7e9`, `7B`, `2T`.")
+    with gr.Tabs() as tabs:
+        with gr.Tab(CALC_TABS["train"], id="train"):
+            train = _training_tab()
+        with gr.Tab(CALC_TABS["finetune"], id="finetune"):
+            tune = _finetune_tab()
+        with gr.Tab("Memory 显存", id="memory"):
+            _memory_tab()
+        with gr.Tab("Scaling 规模", id="scaling"):
+            _scaling_tab()
+        with gr.Tab(CALC_TABS["serve"], id="serve"):
+            serve = _serving_tab()
+        with gr.Tab(CALC_TABS["fleet"], id="fleet"):
+            fleet_form = _fleet_tab()
+        with gr.Tab(CALC_TABS["breakeven"], id="breakeven"):
+            even = _breakeven_tab()
+        with gr.Tab("Calibration 校准", id="calibration"):
+            gr.Plot(views.calibration_figure())
+            gr.Markdown(views.calibration_markdown())
+        with gr.Tab("Sources 来源", id="sources"):
+            gr.Markdown(views.sources_markdown())
+
+    forms = {"train": train, "finetune": tune, "serve": serve, "fleet": fleet_form, "breakeven": even}
+    for calc, form in forms.items():
+        _wire_url(calc, form["url"])
+    url_outputs = [tabs] + [c for calc in urlstate.FIELDS for c in forms[calc]["url"]]
+    loaded = demo.load(load_from_url, None, url_outputs, api_visibility="private", show_progress="hidden")
+    loaded = loaded.then(estimate_training, train["form"], train["outputs"], api_visibility="private")
+    for form in (tune, fleet_form, even):
+        loaded = loaded.then(form["fn"], form["form"], form["outputs"], api_visibility="private")
 
 
 if __name__ == "__main__":

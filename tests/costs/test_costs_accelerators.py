@@ -1,6 +1,7 @@
 import pytest
 
-from costs.accelerators import ACCELERATORS, canonical_names, get_accelerator
+from costs import prices
+from costs.accelerators import ACCELERATORS, canonical_names, get_accelerator, resolve_accelerator
 
 REQUIRED = ["V100", "A100-40GB", "A100-80GB", "H100-80GB", "H100-PCIe", "H800", "H200", "B200", "MI300X",
             "TPUv3", "TPUv4", "TPUv5e", "TPUv5p", "L4", "A10G", "T4", "RTX4090"]
@@ -55,3 +56,29 @@ def test_api_object_exposes_the_documented_fields():
         assert hasattr(acc, field)
     assert acc.peak_flops == 989e12
     assert canonical_names() == list(ACCELERATORS)
+
+
+@pytest.mark.parametrize("spelling,canonical", [
+    ("NVIDIA H100 80GB HBM3", "H100-80GB"), ("H100 SXM5 80GB", "H100-80GB"), ("NVIDIA A100-SXM4-40GB", "A100-40GB"),
+    ("NVIDIA A100-SXM4-80GB", "A100-80GB"), ("Tesla V100-SXM2-32GB", "V100"), ("NVIDIA H100 PCIe", "H100-PCIe"),
+    ("NVIDIA GeForce RTX 4090", "RTX4090"), ("NVIDIA H200", "H200"), ("NVIDIA L40S", "L40S"),
+    ("NVIDIA RTX A6000", "RTX-A6000"),
+])
+def test_nvidia_smi_and_datasheet_names_are_accepted(spelling, canonical):
+    acc, note = resolve_accelerator(spelling)
+    assert acc.name == canonical and note is None
+
+
+@pytest.mark.parametrize("vague,picked,alternative", [("A100", "A100-80GB", "A100-40GB"), ("V100", "V100", "16 GB"),
+                                                      ("MI300", "MI300X", "MI300A"), ("H100", "H100-80GB", "PCIe")])
+def test_vague_names_say_which_variant_they_picked(vague, picked, alternative):
+    acc, note = resolve_accelerator(vague)
+    assert acc.name == picked and alternative in note
+
+
+def test_every_gpu_with_a_spot_preset_has_a_dearer_on_demand_default():
+    for acc in ACCELERATORS.values():
+        spot, on_demand = prices.default_price(acc.name, "spot"), prices.default_price(acc.name, "on-demand")
+        if spot is not None:
+            assert on_demand.usd_per_gpu_hour > spot.usd_per_gpu_hour, acc.name
+            assert (on_demand.source, on_demand.as_of) == (spot.source, spot.as_of), acc.name  # same table

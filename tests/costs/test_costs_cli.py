@@ -72,3 +72,38 @@ def test_memory_and_serve_subcommands_give_json():
     assert mem["bytes_per_param_unsharded"] == 16 and mem["min_gpus"] >= 1
     serve = json.loads(run_cli("serve", "--preset", "llama3-8b", "--gpu", "L4", "--json").stdout)
     assert serve["gpu"] == "L4" and serve["tokens_per_s"] > 0
+
+
+def test_new_subcommands_print_json_with_stable_keys():
+    ft = json.loads(run_cli("finetune", "--preset", "llama-65b", "--method", "qlora", "--rank", "64", "--targets",
+                            "all-linear", "--gpu", "L40S", "--seq-len", "512", "--json").stdout)
+    assert {"trainable_params", "per_gpu_gb", "fits", "min_gpus", "gpu_hours", "mfu"} <= set(ft) and ft["fits"]
+    fl = json.loads(run_cli("fleet", "--preset", "llama3-70b", "--gpu", "H100-80GB", "--qps", "10", "--json").stdout)
+    assert {"gpus", "tp", "batch", "tpot_s", "ttft_s", "usd_per_million_input_tokens",
+            "usd_per_million_output_tokens", "efficiency_source"} <= set(fl)
+    be = json.loads(run_cli("breakeven", "--params", "8e9", "--gpu", "H100-80GB", "--api-model", "gpt-4o-mini",
+                            "--json").stdout)
+    assert be["api_usd_per_1m_input"] == 0.15 and {"break_even_monthly_tokens", "cheaper"} <= set(be)
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["fleet", "--preset", "llama3-70b", "--gpu", "H100-80GB", "--tp", "3"], "--tp"),
+    (["fleet", "--params", "7e9", "--gpu", "H100-80GB", "--qps", "1,5"], "--qps"),
+    (["breakeven", "--params", "8e9", "--gpu", "H100-80GB", "--util", "2", "--api-in", "1", "--api-out", "1"],
+     "--util"),
+    (["breakeven", "--params", "8e9", "--gpu", "H100-80GB"], "--api-in"),
+    (["finetune", "--gpu", "H100-80GB"], "--preset/--params"),
+    (["finetune", "--preset", "llama2-7b", "--gpu", "H100", "--rank", "0"], "--rank"),
+    (["train", "--params", "7e9", "--tokens", "1e12", "--gpu", "V100", "--price-kind", "spot"], "--price-kind"),
+    (["serve", "--preset", "llama3-8b", "--gpu", "A100x"], "--gpu"),
+])
+def test_bad_input_exits_2_naming_the_flag(args, flag):
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 2 and f"argument {flag}" in proc.stderr and proc.stdout == "", proc.stderr
+
+
+def test_serve_gives_no_price_for_a_setup_that_does_not_fit():
+    proc = run_cli("serve", "--preset", "llama3-70b", "--gpu", "L4")
+    assert proc.returncode == 0 and "DOES NOT FIT" in proc.stdout and "per 1M" not in proc.stdout
+    data = json.loads(run_cli("serve", "--preset", "llama3-70b", "--gpu", "L4", "--json").stdout)
+    assert data["fits_in_memory"] is False and "usd_per_million_output_tokens" not in data

@@ -57,21 +57,36 @@ def test_minimum_gpus_by_hand_for_zero3():
     r = memory.plan_training_memory(7.5e9, 32, 4096, 32, 128, 1, "adam_mixed", zero_stage=3, dp=1,
                                     recompute="full", gpu="A100-80GB")
     act_gb = 32 * 2 * 128 * 4096 / GB
-    assert r["per_gpu_gb"]["activations"] == pytest.approx(act_gb)
-    assert r["min_gpus"] == 2  # ceil(120 / (72 - 0.03))
-    assert r["fits"] is False   # dp = 1 holds all 120 GB
+    assert r.per_gpu_gb["activations"] == pytest.approx(act_gb)
+    assert r.min_gpus == 2  # ceil(120 / (72 - 0.03))
+    assert r.fits is False   # dp = 1 holds all 120 GB
 
 
 def test_zero0_cannot_be_rescued_by_more_data_parallel_gpus():
     r = memory.plan_training_memory(7.5e9, 32, 4096, 32, 128, 1, "adam_mixed", zero_stage=0,
                                     recompute="full", gpu="A100-80GB")
-    assert r["min_gpus"] is None and "exceeds" in r["min_gpus_reason"]
+    assert r.min_gpus is None and "exceeds" in r.min_gpus_reason
     r_tp = memory.plan_training_memory(7.5e9, 32, 4096, 32, 128, 1, "adam_mixed", zero_stage=0, tp=2,
                                        recompute="full", gpu="A100-80GB")
-    assert r_tp["min_gpus"] == 2 and r_tp["fits"]
+    assert r_tp.min_gpus == 2 and r_tp.fits
 
 
-def test_inference_memory_weights_plus_kv():
-    r = memory.plan_inference_memory(70e9, 80, 8, 128, 4096, batch=1)
-    assert r["weights_gb"] == pytest.approx(140.0)
-    assert r["kv_cache_gb"] == pytest.approx(327680 * 4096 / GB)
+def test_activation_switches_sequence_parallel_and_flash_attention():
+    s, b, h, a, t = 2048, 1, 12288, 96, 8
+    no_sp = memory.activation_bytes_per_layer(s, b, h, a, "none", t, sequence_parallel=False)
+    assert no_sp == pytest.approx(s * b * h * (10 + 24 / t + 5 * a * s / (h * t)))  # Korthikanti Eq. 1 with TP
+    flash = memory.activation_bytes_per_layer(s, b, h, a, "none", t, flash_attention=True)
+    assert flash == pytest.approx(34 * s * b * h / t)  # the 5as/h score term is not stored
+    assert memory.activation_bytes_per_layer(s, b, h, a, "full", t, sequence_parallel=False) == 2 * s * b * h
+
+
+def test_tensor_parallel_must_divide_the_heads():
+    with pytest.raises(ValueError, match="must divide the 32 attention heads"):
+        memory.plan_training_memory(7e9, 32, 4096, 32, 2048, tp=3)
+
+
+def test_one_usable_fraction_and_the_plan_is_a_dataclass():
+    r = memory.plan_training_memory(7e9, 32, 4096, 32, 2048, gpu="H100-80GB", zero_stage=3, dp=8)
+    assert r.usable_gb == pytest.approx(80 * memory.USABLE_FRACTION)
+    assert memory.plan_training_memory(7e9, 32, 4096, 32, 2048).fits is None
+    assert "fits" not in memory.plan_training_memory(7e9, 32, 4096, 32, 2048).to_dict()
