@@ -14,7 +14,6 @@ from markdown_it import MarkdownIt
 from content import pages
 from costs.accelerators import canonical_names, get_accelerator
 from costs.units import fraction, non_negative, positive, positive_int
-from costs.urlstate import QUERY_KEYS, decode_state
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED_PAGES = ["opportunities", "challenges", "growth", "primer", "costs", "inference", "faq", "resources"]
@@ -93,23 +92,12 @@ BREAKEVEN_KEYS = {
 
 
 def check_calculator_link(params: dict[str, str]) -> None:
-    """A ?tab=costs link's parameters are ones the calculator reads, with values it accepts.
+    """A ?tab=costs link's parameters are ones the calculator reads, with values it accepts (the cost tab's own
+    validator: a key it does not know, or a value it rejects, would silently vanish from the shared estimate)."""
+    from costs.urlstate import validate_link
 
-    A key it does not know, or a value it rejects, would silently vanish from the shared estimate. The training
-    form is checked with costs.urlstate; the break-even view with the agreed keys. At merge this one function
-    is the place to call the cost tab's own validator instead.
-    """
-    params = dict(params)
-    view = params.pop("calc", "train")
-    assert view in CALCULATOR_VIEWS, f"unknown calculator view {view!r}"
-    if view == "train":
-        assert set(params) <= set(QUERY_KEYS), params
-        assert "_errors" not in decode_state(params), decode_state(params)
-        return
-    assert view == "breakeven", f"no link check for calc={view} yet: add its keys before linking to it"
-    assert set(params) <= set(BREAKEVEN_KEYS), set(params) - set(BREAKEVEN_KEYS)
-    for key, raw in params.items():
-        BREAKEVEN_KEYS[key](raw)  # raises ValueError on a value the calculator would reject
+    errors = validate_link(dict(params, tab="costs"))
+    assert not errors, errors
 
 
 def test_calculator_link_check_rejects_unknown_keys_and_bad_values():
