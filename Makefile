@@ -39,4 +39,6 @@ bench: models
 
 # llama.cpp as the benchmark peer (optional; bench/generate.py uses it when installed)
 bench-peers: install
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install --quiet -r requirements-bench.txt
+	# AMX off: where the CPU lists AMX but the kernel does not grant it (this VM), ggml's AMX kernels die with SIGILL
+	CMAKE_ARGS="-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 \
+		$(PY) -m pip install --quiet -r requirements-bench.txt
