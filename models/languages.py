@@ -22,8 +22,12 @@ Detection (`detect_language` / `detect_language_scored`) is a deliberately small
   * No evidence at all (empty, digits, emoji, unsupported scripts such as Cyrillic, or a Latin word
     found in no list) => ("en", 0.0). Very short inputs get low confidence ("好" => zh 0.2, "네" => ko 0.33,
     "the" => en 0.33); callers should treat confidence < LOW_CONFIDENCE as "ask the user".
-  * Known blind spots: Japanese written in kanji only (e.g. a headline "東京都知事選") is reported as zh;
-    Traditional Chinese input is reported as zh; Latin languages outside the list (it, pt, nl) are
+  * Han-only text is ja when it holds a Japanese-only character form (shinjitai such as 駅 総 験 気 発:
+    in Shift_JIS but in neither GB2312, the Simplified Chinese set, nor Big5, the Traditional one), so
+    "東京駅" and "気象庁発表" are ja. Forms shared with Traditional Chinese (東 選 聞) are not evidence:
+    Traditional Chinese input stays zh.
+  * Known blind spots: kanji-only Japanese without such a form ("東京都知事選", "大阪府警察本部") is
+    reported as zh; Latin languages outside the list (it, pt, nl) are
     forced onto the nearest of en/fr/de/es.
 """
 from __future__ import annotations
@@ -208,7 +212,7 @@ def detect_language_scored(text: str) -> Detection:
     if cjk * CJK_WEIGHT >= latin and cjk > 0:
         if hangul and hangul >= kana:
             code = "ko"
-        elif kana:
+        elif kana or _has_japanese_only_form(text):
             code = "ja"
         else:
             code = "zh"
@@ -217,6 +221,20 @@ def detect_language_scored(text: str) -> Detection:
         evidence = min(1.0, cjk / (5 if code == "zh" else 3))
         return Detection(code, round(share * evidence, 3))
     return _detect_latin(text)
+
+
+def _encodable(char: str, codec: str) -> bool:
+    try:
+        char.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _has_japanese_only_form(text: str) -> bool:
+    """A Han character Japanese writes and neither Chinese standard has (the stdlib codecs are the tables)."""
+    return any(_encodable(char, "shift_jis") and not _encodable(char, "gb2312") and not _encodable(char, "big5")
+               for char in _HAN.findall(text))
 
 
 def _detect_latin(text: str) -> Detection:
