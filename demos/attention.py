@@ -347,6 +347,25 @@ def attention_api(text: str, model_id: str, layer: int, head: int):
 # --------------------------------------------------------------------------- layout
 
 
+def measured_note() -> str:
+    """What the tab shows and how far the served quantized graphs would be from it, from the committed eval."""
+    checks, env = backend.variant_checks()
+    if not checks:
+        return "⚠️ Attention parity has not been measured on this build (`python -m eval.attention_variants`)."
+    shown = [c for c in checks if c.shown_by_tab]
+    served = [c for c in checks if c.served_on_cpu and not c.shown_by_tab]
+    names = {model_id: model.name for model_id, model in backend.MODELS.items()}
+    worst = max(shown, key=lambda c: c.max_abs_diff)
+    lines = [f"Measured against PyTorch eager fp32 on the same weights ({env.get('device_name', env.get('device'))}, "
+             f"{env.get('date', '')[:10]}, commit {env.get('git_commit', '')[:8]}): the {worst.variant} graphs this "
+             f"tab reads differ by at most {worst.max_abs_diff:.1e} in any attention probability."]
+    lines += [f"{names.get(c.model_id, c.model_id)}'s {c.variant} graph, which serves it on CPU, would differ by up "
+              f"to {c.max_abs_diff:.3f}, so the tab does not show it; the fp32 session costs "
+              f"{next(s.rss_growth_mb for s in shown if s.model_id == c.model_id):.0f} MB more memory."
+              for c in served]
+    return " ".join(lines)
+
+
 def explainer(lang: str) -> str:
     path = CONTENT_DIR / f"explainer.{lang}.md"
     return path.read_text(encoding="utf-8") if path.is_file() else ""
@@ -356,11 +375,10 @@ def build(demo: gr.Blocks) -> None:
     choices = [(label, model_id) for model_id, label in backend.ATTENTION_MODELS.items()]
     max_layers, max_heads = backend.MAX_LAYERS, backend.MAX_HEADS
     gr.Markdown(
-        "See which tokens each token attends to, in every layer and head of the models this site serves. "
-        f"The weights come from each model's {backend.ATTENTION_VARIANT} ONNX graph, which matches PyTorch; the "
-        "faster quantized graphs that serve Generate and Translate would shift them (see the note under "
-        "'How to read attention'). 查看模型每一层、每个注意力头中，每个词元在关注哪些词元。"
+        "See which tokens each token attends to, in every layer and head of the models this site serves, read "
+        f"from each model's {backend.ATTENTION_VARIANT} ONNX graph. 查看模型每一层、每个注意力头中，每个词元在关注哪些词元。"
     )
+    gr.Markdown(measured_note(), elem_classes="attention-parity-note")
     cache = gr.State(None, time_to_live=1800)  # one run's weights can be ~280 MB: free them after 30 min idle
     with gr.Row():
         with gr.Column(scale=3):

@@ -126,9 +126,10 @@ def _alignment_diff(model_id, ids, got, ref, translation_alignment) -> float:
 
 
 def _git_commit() -> str:
+    """HEAD, with "-dirty" when tracked files differ from it (the results then come from uncommitted code)."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).resolve().parent).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

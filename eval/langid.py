@@ -68,10 +68,26 @@ def py3langid_detector() -> Callable[[str], str]:
     return lambda text: py3langid.classify(text)[0]
 
 
+def hybrid_detector() -> Callable[[str], str]:
+    """The heuristic's script rules (CJK, kana, hangul, Japanese-only kanji) and py3langid for Latin text."""
+    import py3langid
+
+    from models.languages import detect_language_scored
+
+    py3langid.set_languages(["en", "fr", "de", "es"])
+
+    def detect(text: str) -> str:
+        code = detect_language_scored(text).code
+        return code if code in ("zh", "ja", "ko") else py3langid.classify(text)[0]
+
+    return detect
+
+
 DETECTORS: dict[str, Callable[[], Callable[[str], str]]] = {
     "heuristic": heuristic,
     "lingua": lingua_detector,
     "py3langid": py3langid_detector,
+    "heuristic+py3langid": hybrid_detector,
 }
 
 

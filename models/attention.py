@@ -11,7 +11,9 @@ served (fast) variant and only the one forward pass that reads the attention use
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from models.translate import TRANSLATION_MODEL, get_translator, messages_for, tr
 ATTENTION_VARIANT = "fp32"
 MAX_TOKENS = 512
 MAX_ALIGNMENT_CHARS = 400
+VARIANTS_RESULTS = Path(__file__).resolve().parent.parent / "eval" / "results" / "attention_variants.json"
 
 
 @dataclass(frozen=True)
@@ -152,3 +155,30 @@ def translation_attention(text: str, source: str, target: str) -> AttentionResul
         source_span=(source_tokens[0], source_tokens[-1] + 1) if source_tokens else None,
         target_span=(target_tokens[0], target_tokens[-1] + 1) if target_tokens else None,
     )
+
+
+@dataclass(frozen=True)
+class VariantCheck:
+    """One exported graph of one model against PyTorch eager fp32 (from eval/results/attention_variants.json)."""
+
+    model_id: str
+    variant: str
+    max_abs_diff: float  # attention probability, over the eval's texts, all layers/heads/positions
+    rss_growth_mb: float  # resident memory the session added (after running the texts)
+    shown_by_tab: bool  # the variant this tab reads
+    served_on_cpu: bool  # the variant Generate/Translate serve on CPU
+
+
+def variant_checks(path: Path | None = None) -> tuple[list[VariantCheck], dict]:
+    """The measured checks and the run's environment (device, date, commit); ([], {}) when not measured yet."""
+    path = path or VARIANTS_RESULTS
+    if not path.is_file():
+        return [], {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    checks = [
+        VariantCheck(model_id, variant, float(report["max_abs_diff"]), float(report["rss_growth_mb"]),
+                     variant == data["tab_variant"], variant == entry["served_cpu_variant"])
+        for model_id, entry in data["models"].items()
+        for variant, report in entry["variants"].items()
+    ]
+    return checks, data["environment"]

@@ -286,3 +286,22 @@ def test_redraw_before_any_run_asks_for_a_run_instead_of_failing():
     plot, table, csv_path, note = tab.rerender(None, 0, -1, "heatmap", [], "raw", True, "png", 0, 5)
     assert "Show attention" in plot_json(plot)["layout"]["annotations"][0]["text"]
     assert table is None and csv_path is None
+
+
+def test_parity_note_quotes_the_committed_measurement():
+    from models.attention import variant_checks
+
+    checks, env = variant_checks()
+    assert checks, "eval/results/attention_variants.json is committed"
+    note = tab.measured_note()
+    shown = [c for c in checks if c.shown_by_tab]
+    assert all(c.max_abs_diff <= 0.005 for c in shown)  # the bar for what the tab shows
+    assert f"{max(c.max_abs_diff for c in shown):.1e}" in note and env["git_commit"][:8] in note
+    for check in checks:
+        if check.served_on_cpu and not check.shown_by_tab:
+            assert f"differ by up to {check.max_abs_diff:.3f}" in note
+
+
+def test_parity_note_says_when_nothing_was_measured(monkeypatch, tmp_path):
+    monkeypatch.setattr(tab.backend, "VARIANTS_RESULTS", tmp_path / "missing.json")
+    assert "has not been measured" in tab.measured_note()
