@@ -57,7 +57,7 @@ def test_translate_and_align_shows_generated_tokens_against_the_source(aligned):
 
 
 def test_the_cat_row_attends_to_cat_more_than_to_any_other_source_word(aligned):
-    analysis, table = aligned[0], aligned[6]
+    table = aligned[6]
     cat_rows = [i for i, label in enumerate(table.iloc[:, 0]) if "猫" in label]
     assert cat_rows, list(table.iloc[:, 0])
     weights = table.iloc[cat_rows[0], 1:].astype(float)
