@@ -1,11 +1,12 @@
-"""Source-language auto-detection: the hand-written heuristic (models.languages) against maintained
-language-identification libraries, restricted to the site's 7 languages.
+"""Source-language auto-detection: the site's detector (models.languages: script rules and word lists, with
+py3langid where the word lists are silent), the same without the library, and maintained
+language-identification libraries alone, restricted to the site's 7 languages.
 
     python -m eval.langid [--json [PATH]]
 
 Test set: eval/data/langid_testset.jsonl, written for this purpose (not taken from the site's examples or
 the translation dev set): per language 15 everyday sentences and 6 short inputs (1-3 words), 12
-kanji-only Japanese headlines/names (no kana, the heuristic's known blind spot) and 16 mixed-script
+kanji-only Japanese headlines/names (no kana: script alone cannot tell them from Chinese) and 16 mixed-script
 sentences labelled with the language of their grammar ("我们用 PyTorch 训练" is zh; "We had 寿司" is en), and
 6 Traditional Chinese sentences labelled zh (the site writes Simplified only, but a Traditional Chinese source
 is Chinese to the translator; a rule that turns traditional forms into "Japanese" would be wrong there).
@@ -38,10 +39,18 @@ def load_testset(path: Path = TESTSET_PATH) -> list[dict]:
     return items
 
 
-def heuristic() -> Callable[[str], str]:
+def site() -> Callable[[str], str]:
+    """What the Translate tab uses: models.languages (script rules, word lists, py3langid where they are silent)."""
     from models.languages import detect_language
 
     return detect_language
+
+
+def word_lists_only() -> Callable[[str], str]:
+    """The same rules without the library fallback (the hand-written heuristic as it was, plus the kanji rule)."""
+    from models.languages import detect_language_scored
+
+    return lambda text: detect_language_scored(text, use_library=False).code
 
 
 def lingua_detector() -> Callable[[str], str]:
@@ -68,26 +77,11 @@ def py3langid_detector() -> Callable[[str], str]:
     return lambda text: py3langid.classify(text)[0]
 
 
-def hybrid_detector() -> Callable[[str], str]:
-    """The heuristic's script rules (CJK, kana, hangul, Japanese-only kanji) and py3langid for Latin text."""
-    import py3langid
-
-    from models.languages import detect_language_scored
-
-    py3langid.set_languages(["en", "fr", "de", "es"])
-
-    def detect(text: str) -> str:
-        code = detect_language_scored(text).code
-        return code if code in ("zh", "ja", "ko") else py3langid.classify(text)[0]
-
-    return detect
-
-
 DETECTORS: dict[str, Callable[[], Callable[[str], str]]] = {
-    "heuristic": heuristic,
+    "site": site,
+    "word-lists-only": word_lists_only,
     "lingua": lingua_detector,
     "py3langid": py3langid_detector,
-    "heuristic+py3langid": hybrid_detector,
 }
 
 
@@ -99,7 +93,8 @@ def evaluate(name: str, items: list[dict]) -> dict:
     before = process.memory_info().rss
     start = time.perf_counter()
     detect = DETECTORS[name]()
-    detect("warm up")
+    for text in ("warm up", "Gute Nacht", "東京駅"):  # every path (word lists, library fallback, script rules)
+        detect(text)
     load_s = time.perf_counter() - start
     rss_mb = (process.memory_info().rss - before) / 2**20
     correct: dict[str, list[int]] = defaultdict(lambda: [0, 0])
