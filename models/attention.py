@@ -81,6 +81,17 @@ def _display_tokens(text: str, offsets, ids, tokenizer) -> list[str]:
     return labels
 
 
+def _special_flags(tokenizer, ids, added_mask=None) -> list[bool]:
+    """Per position: a special token, as the tokenizer declares them. `added_mask` is what it returns for
+    `return_special_tokens_mask=True` (the tokens it added itself, e.g. [CLS]/[SEP]); tokens written as text,
+    like the chat template's <|im_start|>, are special when the tokenizer's added-token table says so (Qwen
+    declares only <|endoftext|> in all_special_ids)."""
+    special_ids = set(tokenizer.all_special_ids)
+    special_ids.update(i for i, token in tokenizer.added_tokens_decoder.items() if token.special)
+    added = added_mask if added_mask is not None else [0] * len(ids)
+    return [bool(flag) or int(token_id) in special_ids for flag, token_id in zip(added, ids)]
+
+
 def _run(model_id: str, ids: np.ndarray, variant: str = ATTENTION_VARIANT) -> np.ndarray:
     """Attention probabilities [layers, heads, T, T] for one unpadded sequence, from one forward pass.
 
@@ -121,7 +132,7 @@ def attention_for_text(text: str, model_id: str, max_tokens: int = MAX_TOKENS) -
     ids = np.asarray(encoded["input_ids"], dtype=np.int64)
     return AttentionResult(
         model_id, _display_tokens(text, encoded["offset_mapping"], ids, tokenizer), _run(model_id, ids),
-        MODELS[model_id].causal, special=[bool(flag) for flag in encoded["special_tokens_mask"]],
+        MODELS[model_id].causal, special=_special_flags(tokenizer, ids, encoded["special_tokens_mask"]),
         truncated=full_length > ids.size,
     )
 
@@ -142,16 +153,13 @@ def translation_attention(text: str, source: str, target: str) -> AttentionResul
     ids = np.asarray(encoded["input_ids"], dtype=np.int64)
     if ids.size > MAX_TOKENS:
         raise ValueError(f"prompt + translation is {ids.size} tokens; the limit is {MAX_TOKENS}")
-    # The chat template writes <|im_start|>/<|im_end|> as text, so the tokenizer's "added by me" mask is all
-    # zeros here; asking it which ids are special gives the same kind of mask for text that already has them.
-    special = tokenizer.get_special_tokens_mask(ids.tolist(), already_has_special_tokens=True)
     src_start = prompt.rindex(text)
     offsets = encoded["offset_mapping"]
     source_tokens = [i for i, (s, e) in enumerate(offsets) if s < src_start + len(text) and e > src_start]
     target_tokens = [i for i, (s, e) in enumerate(offsets) if s >= len(prompt)]
     return AttentionResult(
         TRANSLATION_MODEL, _display_tokens(full, offsets, ids, tokenizer), _run(TRANSLATION_MODEL, ids),
-        MODELS[TRANSLATION_MODEL].causal, special=[bool(flag) for flag in special],
+        MODELS[TRANSLATION_MODEL].causal, special=_special_flags(tokenizer, ids),
         source_span=(source_tokens[0], source_tokens[-1] + 1) if source_tokens else None,
         target_span=(target_tokens[0], target_tokens[-1] + 1) if target_tokens else None,
     )
