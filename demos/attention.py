@@ -1,37 +1,34 @@
 """Attention tab: look inside the site's ONNX models, one layer/head or all of them at once.
 
-The model runs once per "Show attention" press (models.attention); its AttentionResult, with the statistics
-and rollout derived from it, is cached in a gr.State so that changing layer, head, view or tokens only
-redraws. API: `attention` takes (text, model_id, layer, head) and returns (figure, matrix with token labels).
+The model runs once per "Show attention" press (models.attention); the run, wrapped in an
+AttentionAnalysis (models.attention_analysis), lives in a gr.State so that changing layer, head, view or
+tokens only redraws. Each view is one function in demos.attention_views.VIEWS that turns (analysis,
+ViewRequest) into a ViewResult (figure, table, CSV, note); this module checks input, writes the files and
+lays out the tab. API: `attention` takes (text, model_id, layer, head) and returns
+(figure, matrix with token labels).
 """
 from __future__ import annotations
 
-import math
-
 import hashlib
-import importlib
 import json
+import math
 import re
 import tempfile
 import time
 from pathlib import Path
 
 import gradio as gr
-
-from demos.common import user_error
-import numpy as np
 import pandas as pd
 from gradio.components.plot import PlotData
 
 from demos import attention_figures as figures
+from demos.attention_views import VIEWS, ViewRequest, heatmap_view, stats_table
+from demos.common import user_error
+from models import attention as backend
 from models import attention_analysis as analysis
-from models.languages import LANGUAGES as TRANSLATION_LANGUAGES
+from models.attention_analysis import AttentionAnalysis
+from models.languages import display_choices
 
-MAX_TOKENS = 512
-TABLE_SIDE = 128  # the on-page matrix table shows at most this many tokens per side (pooled above); CSV is full
-# Slider bounds before the first run, when the model's shape is not known yet. They are also the bounds
-# API calls are checked against, so they must cover every model; the handler then checks the real shape.
-MAX_LAYERS, MAX_HEADS = 64, 64
 CONTENT_DIR = Path(__file__).resolve().parent.parent / "content" / "attention"
 EXAMPLES = [
     "The cat sat on the mat because it was tired.",
@@ -39,45 +36,11 @@ EXAMPLES = [
     "The animal didn't cross the street because it was too wide. The trophy doesn't fit into the brown "
     "suitcase because it is too large. Alice gave Bob the book, and he thanked her for it.",
 ]
-VIEWS = [
-    ("Heatmap 热力图", "heatmap"),
-    ("Model view 全部层×头", "model"),
-    ("Token view 词元视图", "token"),
-    ("Rollout vs raw 注意力展开", "rollout"),
-    ("Head statistics 注意力头统计", "stats"),
-    ("Translation alignment 翻译对齐", "alignment"),
-]
-LANGUAGES = [(lang.native_name, code) for code, lang in TRANSLATION_LANGUAGES.items()]
-_SPECIAL = re.compile(r"^(\[[A-Z]+\]|<\|.*\|>|</?s>|<pad>|<unk>)$")
 _CSV_DIR = Path(tempfile.mkdtemp(prefix="attention-csv-"))
 _CSV_MAX_AGE_S = 3600
 
 
-# --------------------------------------------------------------------------- backend access
-
-
-def _backend():
-    """models.attention, imported on first use so the site still starts while it is being built."""
-    try:
-        return importlib.import_module("models.attention")
-    except ImportError as exc:
-        raise user_error(RuntimeError(f"The attention backend is not available on this server ({exc}).")) from exc
-
-
-def model_choices() -> list[tuple[str, str]]:
-    try:
-        models = importlib.import_module("models.attention").ATTENTION_MODELS
-    except (ImportError, AttributeError):
-        return []
-    return [(label, model_id) for model_id, label in models.items()]
-
-
-def _call(fn, *args, **kwargs):
-    """Run the backend; its ValueError/RuntimeError messages are written for users, so show them as they are."""
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, RuntimeError) as exc:
-        raise user_error(exc) from exc
+# --------------------------------------------------------------------------- input checks
 
 
 def _check_text(text: str | None) -> str:
@@ -87,10 +50,8 @@ def _check_text(text: str | None) -> str:
 
 
 def _check_model(model_id: str | None) -> str:
-    known = [value for _, value in model_choices()]
-    if model_id not in known:
-        names = ", ".join(known) or "none (models/attention.py is not installed)"
-        raise user_error(ValueError(f"Unknown model {model_id!r}. Choose one of: {names}."))
+    if model_id not in backend.ATTENTION_MODELS:
+        raise user_error(ValueError(f"Unknown model {model_id!r}. Choose one of: {', '.join(backend.ATTENTION_MODELS)}."))
     return str(model_id)
 
 
@@ -104,51 +65,30 @@ def _whole_number(value, name: str) -> int:
     return int(number)
 
 
-def _head_arg(head) -> int | None:
-    return None if head is None or int(head) == -1 else int(head)
+def _call(fn, *args, **kwargs):
+    """Run library code; its ValueError/RuntimeError messages are written for users, so show them as they are."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, RuntimeError) as exc:
+        raise user_error(exc) from exc
 
 
-# --------------------------------------------------------------------------- analysis cached per run
+def _request(a: AttentionAnalysis, layer, head, selected=(), mode: str = "raw", per_head_scale: bool = True,
+             align_range=None) -> ViewRequest:
+    """A ViewRequest checked against the run (gr.Error naming the model's real layer/head counts)."""
+    head = None if head is None or int(head) == -1 else int(head)
+    layer, head = _call(analysis.check_layer_head, a.result.attentions, int(layer), head)
+    picked = _call(analysis.check_indices, selected, a.length) if selected else []
+    return ViewRequest(layer, head, picked, mode == "rollout", bool(per_head_scale), align_range)
 
 
-def analyse(result) -> dict:
-    """Everything the views need from one model run, computed once (rollout and statistics are the slow parts)."""
-    att = analysis.check_attentions(result.attentions)
-    if len(result.tokens) != att.shape[-1]:
-        raise gr.Error(f"The model returned {len(result.tokens)} tokens but {att.shape[-1]} attention positions.")
-    return {
-        "result": result,
-        "stats": analysis.head_statistics(att, result.causal),
-        "rollout": analysis.attention_rollout(att),
-        "labels": analysis.position_labels(result.tokens),
-    }
+# --------------------------------------------------------------------------- output files
 
 
-def default_selection(tokens: list[str]) -> list[int]:
-    """The last ordinary token: in a causal model it sees the whole input, and it is never [SEP]/<|im_end|>."""
-    for index in range(len(tokens) - 1, -1, -1):
-        if not _SPECIAL.match(tokens[index].strip()) and tokens[index].strip() not in {".", "。", "!", "?"}:
-            return [index]
-    return [len(tokens) - 1]
-
-
-def _matrix_frame(matrix: np.ndarray, row_labels: list[str], col_labels: list[str], corner: str) -> pd.DataFrame:
-    frame = pd.DataFrame(np.round(np.asarray(matrix, dtype=np.float64), 4), columns=col_labels)
-    frame.insert(0, corner, row_labels)
-    return frame
-
-
-def _table_for_page(matrix: np.ndarray, labels: list[str]) -> tuple[pd.DataFrame, str]:
-    """A square matrix small enough for the page: pooled to 64 bins above TABLE_SIDE tokens."""
-    if matrix.shape[0] <= TABLE_SIDE:
-        return _matrix_frame(matrix, labels, labels, "query \\ key"), ""
-    pooled, edges = analysis.pool_attention(matrix, 64, mode="mass")
-    names = analysis.bin_labels(labels, edges)
-    return _matrix_frame(pooled, names, names, "query \\ key"), " The table on the page is pooled to 64×64; the CSV is full size."
-
-
-def _write_csv(text: str, stem: str) -> str:
-    """Write a CSV (UTF-8 with BOM so spreadsheets show Chinese) named after its content; prune old ones."""
+def _matrix_csv(frame: pd.DataFrame, stem: str) -> str:
+    """The one place the tab writes a CSV download: UTF-8 with BOM (so spreadsheets show Chinese), cells that
+    a spreadsheet would run as formulas neutralised, named after its content; files older than an hour go."""
+    text = analysis.table_to_csv(list(frame.columns), frame.values.tolist())
     now = time.time()
     for old in _CSV_DIR.glob("*.csv"):
         if now - old.stat().st_mtime > _CSV_MAX_AGE_S:
@@ -168,142 +108,50 @@ def _plot(fig, filename: str, image_format: str) -> PlotData:
     return PlotData(type="plotly", plot=body[:-1] + ',"config":' + json.dumps(config) + "}")
 
 
-# --------------------------------------------------------------------------- rendering one view
+def render(a: AttentionAnalysis, view: str, req: ViewRequest, image_format: str):
+    """(plot, page table, CSV path, note) for one view of a run."""
+    if view not in VIEWS:
+        raise gr.Error(f"Unknown view {view!r}. Choose one of: {', '.join(VIEWS)}.")
+    shown = _call(VIEWS[view][1], a, req)
+    csv_path = _matrix_csv(shown.csv, shown.stem) if shown.csv is not None else None
+    return _plot(shown.figure, shown.stem, image_format), shown.table, csv_path, _summary(a) + "  \n" + shown.note
 
 
-def render(cache: dict, view: str, layer: int, head, selected, mode: str, per_head_scale: bool,
-           image_format: str, align_range: tuple[int, int] | None = None):
-    """(plot, matrix table, CSV path, note) for one view of a cached run. Raises gr.Error on bad layer/head."""
-    result = cache["result"]
-    att = result.attentions
-    tokens, labels = list(result.tokens), cache["labels"]
-    n_layers, n_heads, t, _ = att.shape
-    try:
-        layer, head = analysis.check_layer_head(att, int(layer), _head_arg(head))
-    except ValueError as exc:
-        raise user_error(exc) from exc
-    head_name = "all heads (average)" if head is None else f"head {head}"
-    head_tag = "Hall" if head is None else f"H{head}"
-    use_rollout = mode == "rollout"
-    raw = analysis.select_matrix(att, layer, head)
-    shown = cache["rollout"][layer] if use_rollout else raw
-    what = f"rollout up to layer {layer} (all heads)" if use_rollout else f"layer {layer} · {head_name}"
-    stem = f"attention_{result.model_id}_L{layer}_{head_tag}{'_rollout' if use_rollout else ''}"
-    note = ""
-
-    if view == "model":
-        fig = figures.model_view_figure(att, tokens, per_head_scale=per_head_scale)
-        table, pool_note = _table_for_page(raw, labels)
-        csv_text = analysis.matrix_to_csv(raw, labels, labels)
-        stem = f"attention_{result.model_id}_L{layer}_{head_tag}"
-        note = f"Model view of all {n_layers}×{n_heads} heads. Table and CSV: layer {layer} · {head_name}.{pool_note}"
-    elif view == "token":
-        picked = selected or default_selection(tokens)
-        try:
-            flow = analysis.token_flow(shown, picked)
-        except ValueError as exc:
-            raise user_error(exc) from exc
-        by_layer = (cache["rollout"][:, flow.selected, :].sum(1) if use_rollout
-                    else analysis.paid_by_layer(att, flow.selected))
-        fig = figures.token_view_figure(flow, tokens, by_layer, title=f"Token view · {what}")
-        table = pd.DataFrame({"token": labels,
-                              "paid by selection → this key": np.round(flow.paid.astype(np.float64), 4),
-                              "received by selection ← this query": np.round(flow.received.astype(np.float64), 4)})
-        csv_text = analysis.table_to_csv(list(table.columns), table.values.tolist())
-        chosen = ", ".join(labels[i] for i in flow.selected)
-        note = f"Selected: {chosen}. Bars sum the selected rows (paid) and columns (received) of {what}."
-        stem += "_tokens"
-    elif view == "rollout":
-        fig = figures.rollout_figure(raw, cache["rollout"][layer], tokens, layer=layer, head_label=head_name,
-                                     causal=result.causal)
-        table, pool_note = _table_for_page(cache["rollout"][layer], labels)
-        csv_text = analysis.matrix_to_csv(cache["rollout"][layer], labels, labels)
-        stem = f"rollout_{result.model_id}_L{layer}"
-        note = f"Left: raw attention, layer {layer}, {head_name}. Right: rollout through layers 0–{layer}.{pool_note}"
-    elif view == "stats":
-        stats = cache["stats"]
-        fig = figures.head_stats_figure(stats)
-        rows = stats.rows(labels)
-        table = pd.DataFrame(rows, columns=list(analysis.STAT_COLUMNS))
-        csv_text = analysis.table_to_csv(list(analysis.STAT_COLUMNS), rows)
-        stem = f"head_stats_{result.model_id}"
-        bias = (" Causal model: row 0 is skipped and entropy_bits is biased low for short inputs; "
-                "compare heads with entropy_norm.") if result.causal else ""
-        note = f"{n_layers * n_heads} heads; the table under 'Head statistics' sorts by any column header.{bias}"
-    elif view == "alignment":
-        if result.source_span is None or result.target_span is None:
-            fig = figures.message_figure("Translation alignment needs a translation: "
-                                         "open 'Translation alignment 翻译对齐' above and press 'Translate & align'.")
-            return (_plot(fig, "alignment", image_format), None, None,
-                    "No translation in this run. 这次运行没有翻译。")
-        first, last = align_range or (0, n_layers - 1)
-        first, last = sorted((int(first), int(last)))
-        try:
-            aligned = analysis.translation_alignment(att, result.source_span, result.target_span,
-                                                     layers=(first, min(last, n_layers - 1)))
-        except ValueError as exc:
-            raise user_error(exc) from exc
-        target = [tokens[i] for i in aligned.target_positions]
-        source = [tokens[i] for i in aligned.source_positions]
-        fig = figures.alignment_figure(aligned.matrix, target, source, layers=aligned.layers)
-        target_labels = [labels[i] for i in aligned.target_positions]
-        source_labels = [labels[i] for i in aligned.source_positions]
-        table = _matrix_frame(aligned.matrix, target_labels, source_labels, "target \\ source")
-        csv_text = analysis.matrix_to_csv(aligned.matrix, target_labels, source_labels, corner="target \\ source")
-        stem = f"alignment_{result.model_id}_L{aligned.layers[0]}-{aligned.layers[1]}"
-        note = (f"Rows: generated tokens; each row is the attention of the step that wrote it, averaged over "
-                f"heads and layers {aligned.layers[0]}–{aligned.layers[1]}, renormalised over the source.")
-    else:  # heatmap
-        fig = figures.heatmap_figure(shown, tokens, title=f"{result.model_id} · {what}", causal=result.causal)
-        table, pool_note = _table_for_page(shown, labels)
-        csv_text = analysis.matrix_to_csv(shown, labels, labels)
-        note = f"Rows are queries and sum to 1; columns are keys.{pool_note}"
-    if use_rollout and view in ("heatmap", "token"):
-        note += " Rollout averages all heads, so the head slider does not change it."
-    return _plot(fig, stem, image_format), table, _write_csv(csv_text, stem), note
-
-
-def _summary(result) -> str:
-    n_layers, n_heads, t, _ = result.attentions.shape
+def _summary(a: AttentionAnalysis) -> str:
+    result = a.result
     kind = "decoder, causal mask 因果掩码" if result.causal else "encoder, bidirectional 双向"
-    cut = f" Input cut to its first {t} tokens (limit {MAX_TOKENS})." if getattr(result, "truncated", False) else ""
-    return f"**{result.model_id}** · {kind} · {t} tokens · {n_layers} layers × {n_heads} heads.{cut}"
+    cut = f" Input cut to its first {a.length} tokens (limit {backend.MAX_TOKENS})." if result.truncated else ""
+    return (f"**{result.model_id}** · {kind} · {a.length} tokens · {a.layers} layers × {a.heads} heads · "
+            f"weights from the {result.variant} ONNX graph.{cut}")
 
 
 # --------------------------------------------------------------------------- event handlers
 
 
-def _after_run(cache, view, layer, head, selected, mode, per_head_scale, image_format, align_range):
-    result = cache["result"]
-    n_layers, n_heads, t, _ = result.attentions.shape
-    layer = min(max(int(layer or 0), 0), n_layers - 1)
-    head = -1 if head is None or int(head) >= n_heads or int(head) < -1 else int(head)
-    kept = [int(i) for i in (selected or []) if 0 <= int(i) < t]
-    selected = kept or default_selection(result.tokens)
-    plot, table, csv_path, note = render(cache, view, layer, head, selected, mode, per_head_scale,
-                                         image_format, align_range)
-    stats_rows = cache["stats"].rows(cache["labels"])
-    choices = [(f"{i}: {label}", i) for i, label in enumerate(cache["labels"])]
+def _after_run(a: AttentionAnalysis, view, layer, head, selected, mode, per_head_scale, image_format, align_range):
+    """Outputs of a fresh run: sliders fitted to the model, token choices, the chosen view, the stats table."""
+    layer = min(max(int(layer or 0), 0), a.layers - 1)
+    head = -1 if head is None or not -1 <= int(head) < a.heads else int(head)
+    kept = [int(i) for i in (selected or []) if 0 <= int(i) < a.length] or a.default_selection()
+    req = _request(a, layer, head, kept, mode, per_head_scale, align_range)
+    plot, table, csv_path, note = render(a, view, req, image_format)
     return [
-        cache,
-        gr.update(maximum=n_layers - 1, value=layer),
-        gr.update(maximum=n_heads - 1, value=head),
-        gr.update(choices=choices, value=selected),
+        a,
+        gr.update(maximum=a.layers - 1, value=layer),
+        gr.update(maximum=a.heads - 1, value=head),
+        gr.update(choices=[(f"{i}: {label}", i) for i, label in enumerate(a.labels)], value=kept),
         gr.update(value=view),
-        plot, table, csv_path,
-        _summary(result) + "  \n" + note,
-        pd.DataFrame(stats_rows, columns=list(analysis.STAT_COLUMNS)),
+        plot, table, csv_path, note,
+        stats_table(a),
     ]
 
 
-def run_model(text, model_id, layer, head, view, selected, mode, per_head_scale, image_format,
-              align_from=None, align_to=None):
-    """Run the model once, cache the result, draw the chosen view."""
+def run_model(text, model_id, layer, head, view, selected, mode, per_head_scale, image_format):
+    """Run the model once, keep the analysis, draw the chosen view."""
     text, model_id = _check_text(text), _check_model(model_id)
-    result = _call(_backend().attention_for_text, text, model_id, max_tokens=MAX_TOKENS)
-    cache = analyse(result)
+    a = _call(lambda: analysis.analyse(backend.attention_for_text(text, model_id)))
     view = "heatmap" if view == "alignment" else (view or "heatmap")
-    return _after_run(cache, view, layer, head, selected, mode, per_head_scale, image_format, None)
+    return _after_run(a, view, layer, head, selected, mode, per_head_scale, image_format, None)
 
 
 def run_translation(text, source, target, layer, head, selected, mode, per_head_scale, image_format):
@@ -311,27 +159,21 @@ def run_translation(text, source, target, layer, head, selected, mode, per_head_
     text = _check_text(text)
     if source == target:
         raise gr.Error("Source and target language are the same. 源语言和目标语言相同。")
-    result = _call(_backend().translation_attention, text, source, target)
-    if result.source_span is None or result.target_span is None:
-        raise gr.Error("The translation run returned no source/target spans; cannot align.")
-    cache = analyse(result)
-    n_layers = result.attentions.shape[0]
-    align_range = (0, n_layers - 1)  # all layers: no layer choice is known to be best for every sentence
-    outputs = _after_run(cache, "alignment", layer, head, selected, mode, per_head_scale, image_format, align_range)
-    return outputs + [
-        gr.update(maximum=n_layers - 1, value=align_range[0]),
-        gr.update(maximum=n_layers - 1, value=align_range[1]),
-    ]
+    a = _call(lambda: analysis.analyse(backend.translation_attention(text, source, target)))
+    if a.result.source_span is None or a.result.target_span is None:
+        raise gr.Error("The translation came back empty, so there is nothing to align. 译文为空，无法对齐。")
+    align_range = (0, a.layers - 1)  # all layers: no layer choice is known to be best for every sentence
+    outputs = _after_run(a, "alignment", layer, head, selected, mode, per_head_scale, image_format, align_range)
+    return outputs + [gr.update(maximum=a.layers - 1, value=0), gr.update(maximum=a.layers - 1, value=a.layers - 1)]
 
 
-def rerender(cache, layer, head, view, selected, mode, per_head_scale, image_format, align_from, align_to):
-    """Redraw from the cached run (no model call)."""
-    if not cache:
+def rerender(a, layer, head, view, selected, mode, per_head_scale, image_format, align_from, align_to):
+    """Redraw from the kept run (no model call)."""
+    if a is None:
         fig = figures.message_figure("Press 'Show attention 查看注意力' first.")
         return _plot(fig, "attention", image_format), None, None, "Nothing computed yet. 尚未运行模型。"
-    plot, table, csv_path, note = render(cache, view, layer, head, selected, mode, per_head_scale, image_format,
-                                         (align_from, align_to))
-    return plot, table, csv_path, _summary(cache["result"]) + "  \n" + note
+    req = _request(a, layer, head, selected, mode, per_head_scale, (align_from, align_to))
+    return render(a, view, req, image_format)
 
 
 def attention_api(text: str, model_id: str, layer: int, head: int):
@@ -344,22 +186,31 @@ def attention_api(text: str, model_id: str, layer: int, head: int):
     if layer is None or head is None:
         raise gr.Error("layer and head are required (head -1 = average of all heads).")
     layer, head = _whole_number(layer, "layer"), _whole_number(head, "head")
-    result = _call(_backend().attention_for_text, text, model_id, max_tokens=MAX_TOKENS)
-    att = analysis.check_attentions(result.attentions)
-    try:
-        layer, head_index = analysis.check_layer_head(att, int(layer), _head_arg(head))
-    except ValueError as exc:
-        raise user_error(exc) from exc
-    matrix = analysis.select_matrix(att, layer, head_index)
-    labels = analysis.position_labels(result.tokens)
-    head_name = "all heads (average)" if head_index is None else f"head {head_index}"
-    fig = figures.heatmap_figure(matrix, list(result.tokens), title=f"{model_id} · layer {layer} · {head_name}",
-                                 causal=result.causal)
-    stem = f"attention_{model_id}_L{layer}_{'Hall' if head_index is None else f'H{head_index}'}"
-    return _plot(fig, stem, "png"), _matrix_frame(matrix, labels, labels, "query \\ key")
+    a = _call(lambda: analysis.analyse(backend.attention_for_text(text, model_id)))
+    shown = heatmap_view(a, _request(a, layer, head))
+    return _plot(shown.figure, shown.stem, "png"), shown.csv
 
 
 # --------------------------------------------------------------------------- layout
+
+
+def measured_note() -> str:
+    """What the tab shows and how far the served quantized graphs would be from it, from the committed eval."""
+    checks, env = backend.variant_checks()
+    if not checks:
+        return "⚠️ Attention parity has not been measured on this build (`python -m eval.attention_variants`)."
+    shown = [c for c in checks if c.shown_by_tab]
+    served = [c for c in checks if c.served_on_cpu and not c.shown_by_tab]
+    names = {model_id: model.name for model_id, model in backend.MODELS.items()}
+    worst = max(shown, key=lambda c: c.max_abs_diff)
+    lines = [f"Measured against PyTorch eager fp32 on the same weights ({env.get('device_name', env.get('device'))}, "
+             f"{env.get('date', '')[:10]}, commit {env.get('git_commit', '')[:8]}): the {worst.variant} graphs this "
+             f"tab reads differ by at most {worst.max_abs_diff:.1e} in any attention probability."]
+    lines += [f"{names.get(c.model_id, c.model_id)}'s {c.variant} graph, which serves it on CPU, would differ by up "
+              f"to {c.max_abs_diff:.3f}, so the tab does not show it; the fp32 session costs "
+              f"{next(s.rss_growth_mb for s in shown if s.model_id == c.model_id):.0f} MB more memory."
+              for c in served]
+    return " ".join(lines)
 
 
 def explainer(lang: str) -> str:
@@ -368,34 +219,34 @@ def explainer(lang: str) -> str:
 
 
 def build(demo: gr.Blocks) -> None:
-    choices = model_choices()
+    choices = [(label, model_id) for model_id, label in backend.ATTENTION_MODELS.items()]
+    max_layers, max_heads = backend.MAX_LAYERS, backend.MAX_HEADS
     gr.Markdown(
-        "See which tokens each token attends to, in every layer and head of the models this site serves "
-        "(weights read from the same ONNX Runtime sessions). 查看模型每一层、每个注意力头中，每个词元在关注哪些词元。"
+        "See which tokens each token attends to, in every layer and head of the models this site serves, read "
+        f"from each model's {backend.ATTENTION_VARIANT} ONNX graph. 查看模型每一层、每个注意力头中，每个词元在关注哪些词元。"
     )
-    if not choices:
-        gr.Markdown("⚠️ The attention backend is not installed on this server yet. 注意力后端尚未安装。")
+    gr.Markdown(measured_note(), elem_classes="attention-parity-note")
     cache = gr.State(None, time_to_live=1800)  # one run's weights can be ~280 MB: free them after 30 min idle
     with gr.Row():
         with gr.Column(scale=3):
             text = gr.Textbox(label="Text 文本", value=EXAMPLES[0], lines=3, max_lines=12)
             gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples 示例")
         with gr.Column(scale=2):
-            model = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None,
-                                label="Model 模型", info="MiniLM was trained on English text; for Chinese the decoder is more telling.")
+            model = gr.Dropdown(choices=choices, value=choices[0][1], label="Model 模型",
+                                info="MiniLM was trained on English text; for Chinese the decoder is more telling.")
             run = gr.Button("Show attention 查看注意力", variant="primary")
     with gr.Accordion("Translation alignment 翻译对齐 (translate, then align generated and source tokens)", open=False):
         with gr.Row():
-            source = gr.Dropdown(LANGUAGES, value="en", label="From 源语言")
-            target = gr.Dropdown(LANGUAGES, value="zh", label="To 目标语言")
+            source = gr.Dropdown(display_choices(), value="en", label="From 源语言")
+            target = gr.Dropdown(display_choices(), value="zh", label="To 目标语言")
             translate = gr.Button("Translate & align 翻译并对齐")
         with gr.Row():
-            align_from = gr.Slider(0, MAX_LAYERS - 1, value=0, step=1, precision=0, label="Align from layer 起始层")
-            align_to = gr.Slider(0, MAX_LAYERS - 1, value=MAX_LAYERS - 1, step=1, precision=0, label="to layer 结束层")
-    view = gr.Radio(VIEWS, value="heatmap", label="View 视图")
+            align_from = gr.Slider(0, max_layers - 1, value=0, step=1, precision=0, label="Align from layer 起始层")
+            align_to = gr.Slider(0, max_layers - 1, value=max_layers - 1, step=1, precision=0, label="to layer 结束层")
+    view = gr.Radio([(label, key) for key, (label, _) in VIEWS.items()], value="heatmap", label="View 视图")
     with gr.Row():
-        layer = gr.Slider(0, MAX_LAYERS - 1, value=0, step=1, precision=0, label="Layer 层 (0-based)")
-        head = gr.Slider(-1, MAX_HEADS - 1, value=-1, step=1, precision=0,
+        layer = gr.Slider(0, max_layers - 1, value=0, step=1, precision=0, label="Layer 层 (0-based)")
+        head = gr.Slider(-1, max_heads - 1, value=-1, step=1, precision=0,
                          label="Head 注意力头 (−1 = all heads averaged 全部平均)")
         mode = gr.Radio([("raw 原始", "raw"), ("rollout 展开", "rollout")], value="raw",
                         label="Weights 权重", info="heatmap and token view")
@@ -408,7 +259,7 @@ def build(demo: gr.Blocks) -> None:
     plot = gr.Plot(label="Attention 注意力")
     csv_file = gr.File(label="CSV of what is shown 下载当前数据 (CSV)")
     with gr.Accordion("Head statistics 注意力头统计表 (sortable)", open=False):
-        stats_table = gr.Dataframe(headers=list(analysis.STAT_COLUMNS), interactive=False, show_search="filter",
+        stats_frame = gr.Dataframe(headers=list(analysis.STAT_COLUMNS), interactive=False, show_search="filter",
                                    max_height=420)
     with gr.Accordion("Numbers behind the figure 图中的数值", open=False):
         matrix_table = gr.Dataframe(interactive=False, max_height=420, pinned_columns=1)
@@ -420,23 +271,15 @@ def build(demo: gr.Blocks) -> None:
                 gr.Markdown(explainer("en"))
 
     view_controls = [layer, head, view, tokens, mode, per_head_scale, image_format, align_from, align_to]
-    run_outputs = [cache, layer, head, tokens, view, plot, matrix_table, csv_file, note, stats_table]
-    run_inputs = [text, model, layer, head, view, tokens, mode, per_head_scale, image_format]
-    for trigger in (run.click, text.submit):
-        trigger(run_model, run_inputs, run_outputs, api_visibility="private")
-    translate.click(
-        run_translation,
-        [text, source, target, layer, head, tokens, mode, per_head_scale, image_format],
-        run_outputs + [align_from, align_to],
-        api_visibility="private",
-    )
+    run_outputs = [cache, layer, head, tokens, view, plot, matrix_table, csv_file, note, stats_frame]
+    gr.on([run.click, text.submit], run_model, [text, model, layer, head, view, tokens, mode, per_head_scale,
+                                                image_format], run_outputs, api_visibility="private")
+    translate.click(run_translation, [text, source, target, layer, head, tokens, mode, per_head_scale, image_format],
+                    run_outputs + [align_from, align_to], api_visibility="private")
     redraw_outputs = [plot, matrix_table, csv_file, note]
-    for control in (view, tokens, mode, per_head_scale, image_format):
-        control.input(rerender, [cache, *view_controls], redraw_outputs, api_visibility="private",
-                      show_progress="minimal")
-    for slider in (layer, head, align_from, align_to):
-        slider.release(rerender, [cache, *view_controls], redraw_outputs, api_visibility="private",
-                       show_progress="minimal")
+    gr.on([control.input for control in (view, tokens, mode, per_head_scale, image_format)]
+          + [slider.release for slider in (layer, head, align_from, align_to)],
+          rerender, [cache, *view_controls], redraw_outputs, api_visibility="private", show_progress="minimal")
 
     # The public API: an event no visible control fires, so its signature is exactly what the API promises.
     api_trigger = gr.Button(visible=False)

@@ -177,7 +177,8 @@ def model_view_figure(
     )
     fig.update_yaxes(
         type="category", autorange="reversed", showgrid=False, tickmode="array",
-        tickvals=[y[l * stride + bins // 2] for l in range(n_layers)], ticktext=[f"L{l}" for l in range(n_layers)],
+        tickvals=[y[layer * stride + bins // 2] for layer in range(n_layers)],
+        ticktext=[f"L{layer}" for layer in range(n_layers)],
         scaleanchor="x", scaleratio=1, constrain="domain",
     )
     pooled_note = f" · each tile {bins}×{bins} bins of {t} tokens" if bins < t else ""
@@ -303,7 +304,7 @@ def head_stats_figure(stats: HeadStats, *, title: str = "Head statistics (layer 
         values = np.asarray(getattr(stats, name), dtype=np.float32)
         fig.add_trace(
             go.Heatmap(
-                z=values, x=[f"H{h}" for h in range(n_heads)], y=[f"L{l}" for l in range(n_layers)],
+                z=values, x=[f"H{h}" for h in range(n_heads)], y=[f"L{layer}" for layer in range(n_layers)],
                 colorscale="Viridis", showscale=False,
                 hovertemplate=f"%{{y}} %{{x}} · {label}: %{{z:.3f}}<extra></extra>",
             ),

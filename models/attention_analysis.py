@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # models.attention loads onnxruntime sessions; this module stays pure numpy
+    from models.attention import AttentionResult
 
 # Spreadsheets run cells that start with these as formulas (CSV injection); tab/CR are in OWASP's list too.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -320,17 +326,6 @@ def table_to_csv(header: list[str], rows: list[list]) -> str:
     return buffer.getvalue()
 
 
-def matrix_to_csv(
-    matrix: np.ndarray, row_labels: list[str], col_labels: list[str], corner: str = "query \\ key", digits: int = 6
-) -> str:
-    """CSV with a header row of column labels and each row led by its label (labels are made formula-safe)."""
-    m = np.asarray(matrix)
-    if m.shape != (len(row_labels), len(col_labels)):
-        raise ValueError(f"matrix shape {m.shape} does not match {len(row_labels)} row and {len(col_labels)} column labels")
-    rows = [[label, *(round(float(v), digits) for v in values)] for label, values in zip(row_labels, m)]
-    return table_to_csv([corner, *col_labels], rows)
-
-
 def position_labels(tokens: list[str]) -> list[str]:
     """Unique, readable labels: a token appearing once is shown as is, repeats get their position.
 
@@ -346,3 +341,64 @@ def position_labels(tokens: list[str]) -> list[str]:
 def _visible(token: str) -> str:
     text = str(token).replace("\r\n", "↵").replace("\n", "↵").replace("\t", "⇥")
     return text.strip() or "␣"
+
+
+# --------------------------------------------------------------------------- one run, analysed once
+
+
+@dataclass(frozen=True)
+class AttentionAnalysis:
+    """One model run and what the views derive from it, each computed at most once per run: changing
+    layer, head, view or tokens only redraws. Statistics and rollout are the slow parts at 512 tokens, so
+    they are computed on first use (the API's heatmap needs neither)."""
+
+    result: AttentionResult
+    labels: list[str]  # position_labels(result.tokens)
+
+    @property
+    def layers(self) -> int:
+        return self.result.attentions.shape[0]
+
+    @property
+    def heads(self) -> int:
+        return self.result.attentions.shape[1]
+
+    @property
+    def length(self) -> int:
+        return self.result.attentions.shape[-1]
+
+    @cached_property
+    def stats(self) -> HeadStats:
+        return head_statistics(self.result.attentions, self.result.causal)
+
+    @cached_property
+    def rollout(self) -> np.ndarray:
+        """[layers, T, T]: attention_rollout of the run."""
+        return attention_rollout(self.result.attentions)
+
+    def default_selection(self) -> list[int]:
+        return default_selection(self.result.tokens, self.result.special)
+
+
+def analyse(result: AttentionResult) -> AttentionAnalysis:
+    """Check a run's shapes and wrap it; ValueError when tokens, flags and attention disagree."""
+    att = check_attentions(result.attentions)
+    t = att.shape[-1]
+    if len(result.tokens) != t or len(result.special) != t:
+        raise ValueError(f"the model returned {len(result.tokens)} tokens ({len(result.special)} special-token "
+                         f"flags) but {t} attention positions")
+    return AttentionAnalysis(result, position_labels(result.tokens))
+
+
+def default_selection(tokens: list[str], special: list[bool]) -> list[int]:
+    """The last ordinary token (not special, not punctuation): in a causal model it has seen the whole input.
+
+    Special tokens are the tokenizer's mask (AttentionResult.special); the last token is the fallback when
+    every token is special or punctuation.
+    """
+    for index in range(len(tokens) - 1, -1, -1):
+        text = tokens[index].strip()
+        punctuation = bool(text) and all(unicodedata.category(char).startswith("P") for char in text)
+        if text and not special[index] and not punctuation:
+            return [index]
+    return [len(tokens) - 1]

@@ -1,12 +1,12 @@
-"""The attention tab against a stand-in for models.attention (synthetic weights, no ONNX needed)."""
+"""The attention tab's views and handlers on synthetic weights (no ONNX needed): the model runs of
+models.attention are replaced by functions returning real AttentionResults with random softmax weights.
+tests/demos/test_attention_tab_models.py drives the same handlers with the real exported models."""
 from __future__ import annotations
 
 import csv
 import json
-import sys
 import time
 import types
-from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
@@ -15,18 +15,7 @@ import pytest
 from demos import attention as tab
 from demos import attention_figures as figures
 from models import attention_analysis as aa
-
-
-@dataclass
-class SyntheticResult:
-    """Same fields as models.attention.AttentionResult."""
-
-    model_id: str
-    tokens: list[str]
-    attentions: np.ndarray
-    causal: bool
-    source_span: tuple[int, int] | None = None
-    target_span: tuple[int, int] | None = None
+from models.attention import AttentionResult
 
 
 SHAPES = {"minilm-l6-v2": (6, 12, False), "smollm2-135m-instruct": (30, 9, True)}
@@ -53,34 +42,33 @@ def synthetic_tokens(text: str) -> list[str]:
 
 @pytest.fixture
 def backend(monkeypatch):
-    """A models.attention stand-in that counts model runs."""
-    fake = types.ModuleType("models.attention")
-    fake.ATTENTION_MODELS = {"minilm-l6-v2": "MiniLM (encoder, bidirectional)",
-                             "smollm2-135m-instruct": "SmolLM2 (decoder, causal)"}
-    fake.calls = []
+    """models.attention's two model runs replaced by synthetic ones that count their calls."""
+    calls = []
 
     def attention_for_text(text, model_id, max_tokens=512):
-        fake.calls.append(("text", text, model_id))
+        calls.append(("text", text, model_id))
         if model_id not in SHAPES:
             raise ValueError(f"unknown model {model_id}")
         layers, heads, causal = SHAPES[model_id]
-        tokens = (["[CLS]"] if not causal else []) + synthetic_tokens(text) + (["[SEP]"] if not causal else [])
-        tokens = tokens[:max_tokens]
-        return SyntheticResult(model_id, tokens, synthetic_attention(layers, heads, len(tokens), causal), causal)
+        words = synthetic_tokens(text)
+        tokens = (["[CLS]"] if not causal else []) + words + (["[SEP]"] if not causal else [])
+        special = ([] if causal else [True]) + [False] * len(words) + ([] if causal else [True])
+        return AttentionResult(model_id, tokens[:max_tokens], synthetic_attention(layers, heads, len(tokens), causal),
+                               causal, special=special[:max_tokens])
 
     def translation_attention(text, source, target):
-        fake.calls.append(("translate", text, source, target))
+        calls.append(("translate", text, source, target))
         prompt, src, sep, out = ["<|im_start|>", "Translate:"], synthetic_tokens(text), ["<|im_end|>"], ["小猫", "累", "了", "。"]
         tokens = prompt + src + sep + out
+        special = [token.startswith("<|") for token in tokens]
         s0 = len(prompt)
         g0 = s0 + len(src) + len(sep)
-        return SyntheticResult("qwen2.5-0.5b-instruct", tokens, synthetic_attention(24, 14, len(tokens), True), True,
-                               source_span=(s0, s0 + len(src)), target_span=(g0, len(tokens)))
+        return AttentionResult("qwen2.5-coder-0.5b-instruct", tokens, synthetic_attention(24, 14, len(tokens), True),
+                               True, special=special, source_span=(s0, s0 + len(src)), target_span=(g0, len(tokens)))
 
-    fake.attention_for_text = attention_for_text
-    fake.translation_attention = translation_attention
-    monkeypatch.setitem(sys.modules, "models.attention", fake)
-    return fake
+    monkeypatch.setattr(tab.backend, "attention_for_text", attention_for_text)
+    monkeypatch.setattr(tab.backend, "translation_attention", translation_attention)
+    return types.SimpleNamespace(calls=calls, attention_for_text=attention_for_text)
 
 
 def plot_json(plot) -> dict:
@@ -217,11 +205,11 @@ def test_api_rejects_bad_input_with_a_clear_error(backend, args, message):
         tab.attention_api(*args)
 
 
-def test_backend_errors_reach_the_user_as_gr_error(backend):
+def test_backend_errors_reach_the_user_as_gr_error(backend, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("input is longer than the model's context")
 
-    backend.attention_for_text = broken
+    monkeypatch.setattr(tab.backend, "attention_for_text", broken)
     with pytest.raises(gr.Error, match="longer than the model's context"):
         run()
 
@@ -233,7 +221,7 @@ def test_run_updates_sliders_and_token_choices_to_the_model(backend):
     assert head["maximum"] == 8 and head["value"] == -1
     assert token_choices["choices"][0] == ("0: The", 0)
     assert token_choices["value"] == [9]  # the last word ("tired"), not the full stop
-    assert cache["result"].attentions.shape[:2] == (30, 9)
+    assert cache.result.attentions.shape[:2] == (30, 9)
 
 
 def test_changing_view_layer_and_head_redraws_without_running_the_model_again(backend):
@@ -259,7 +247,7 @@ def test_csv_download_holds_the_matrix_shown_with_safe_labels(backend):
     with open(csv_path, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["query \\ key", "[CLS]", "'=cmd", "'+1", "sat", "'-x", "[SEP]"]
-    expected = out[0]["result"].attentions[1, 3]
+    expected = out[0].result.attentions[1, 3]
     np.testing.assert_allclose(np.array(rows[2][1:], dtype=float), expected[1], atol=1e-6)
 
 
@@ -298,3 +286,22 @@ def test_redraw_before_any_run_asks_for_a_run_instead_of_failing():
     plot, table, csv_path, note = tab.rerender(None, 0, -1, "heatmap", [], "raw", True, "png", 0, 5)
     assert "Show attention" in plot_json(plot)["layout"]["annotations"][0]["text"]
     assert table is None and csv_path is None
+
+
+def test_parity_note_quotes_the_committed_measurement():
+    from models.attention import variant_checks
+
+    checks, env = variant_checks()
+    assert checks, "eval/results/attention_variants.json is committed"
+    note = tab.measured_note()
+    shown = [c for c in checks if c.shown_by_tab]
+    assert all(c.max_abs_diff <= 0.005 for c in shown)  # the issue's bar for what the tab shows
+    assert f"{max(c.max_abs_diff for c in shown):.1e}" in note and env["git_commit"][:8] in note
+    for check in checks:
+        if check.served_on_cpu and not check.shown_by_tab:
+            assert f"differ by up to {check.max_abs_diff:.3f}" in note
+
+
+def test_parity_note_says_when_nothing_was_measured(monkeypatch, tmp_path):
+    monkeypatch.setattr(tab.backend, "VARIANTS_RESULTS", tmp_path / "missing.json")
+    assert "has not been measured" in tab.measured_note()

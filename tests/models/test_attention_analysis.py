@@ -228,15 +228,34 @@ def test_alignment_averages_the_chosen_layer_range_only():
 
 def test_csv_export_keeps_labels_and_values_and_escapes_formulas():
     labels = ["=SUM(A1)", "+1", "-x", "@cmd", "猫", 'say "hi", ok']
-    m = np.eye(6) * 0.5
-    text = aa.matrix_to_csv(m, labels, labels)
+    rows_in = [[label, 0.5 if i == 0 else 0.0, -0.5] for i, label in enumerate(labels)]
+    text = aa.table_to_csv(["query \\ key", "=a", "b"], rows_in)
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["query \\ key", "'=SUM(A1)", "'+1", "'-x", "'@cmd", "猫", 'say "hi", ok']
-    assert rows[1][0] == "'=SUM(A1)" and float(rows[1][1]) == 0.5 and float(rows[1][2]) == 0.0
-    assert rows[5][0] == "猫"
-    assert aa.csv_safe(-0.5) == -0.5  # numbers are data, not formulas
-    with pytest.raises(ValueError, match="does not match"):
-        aa.matrix_to_csv(m, labels[:2], labels)
+    assert rows[0] == ["query \\ key", "'=a", "b"]
+    assert [row[0] for row in rows[1:]] == ["'=SUM(A1)", "'+1", "'-x", "'@cmd", "猫", 'say "hi", ok']
+    assert float(rows[1][1]) == 0.5 and float(rows[2][1]) == 0.0
+    assert rows[1][2] == "-0.5"  # numbers are data, not formulas
+    assert aa.csv_safe(-0.5) == -0.5
+
+
+def test_default_selection_skips_special_tokens_and_punctuation():
+    tokens = ["[CLS]", "The", "cat", "is", "tired", "!?", "[SEP]"]
+    special = [True, False, False, False, False, False, True]
+    assert aa.default_selection(tokens, special) == [4]
+    # a special token is known by its flag, not by how it looks: an ordinary "[SEP]" typed as text counts
+    assert aa.default_selection(["<s>", "[SEP]", "。"], [True, False, False]) == [1]
+    assert aa.default_selection(["<s>", "。"], [True, False]) == [1]  # nothing ordinary: the last token
+
+
+def test_analysis_rejects_a_run_whose_tokens_do_not_match_its_attention():
+    from models.attention import AttentionResult
+
+    att = random_attention(1, 1, 3, causal=True)
+    with pytest.raises(ValueError, match="2 tokens"):
+        aa.analyse(AttentionResult("m", ["a", "b"], att, True, special=[False, False]))
+    good = aa.analyse(AttentionResult("m", ["a", "b", "a"], att, True, special=[False] * 3))
+    assert good.labels == ["a (0)", "b", "a (2)"] and (good.layers, good.heads, good.length) == (1, 1, 3)
+    assert good.rollout is good.rollout  # computed once per run
 
 
 def test_position_labels_are_unique_and_visible():

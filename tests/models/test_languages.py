@@ -269,3 +269,36 @@ def test_display_choices():
     with_auto = display_choices(include_auto=True)
     assert with_auto[0][1] == AUTO
     assert len(with_auto) == len(SUPPORTED_CODES) + 1
+
+
+@pytest.mark.parametrize("text,code", [("Gute Nacht", "de"), ("Bonne nuit", "fr"), ("Vielen Dank", "de")])
+def test_latin_phrases_outside_the_word_lists_are_left_to_py3langid(text, code):
+    detection = detect_language_scored(text)
+    assert detection.code == code and 0 < detection.confidence
+    assert detect_language_scored(text, use_library=False) == Detection("en", 0.0)
+
+
+@pytest.mark.parametrize("text,code", [
+    ("東京駅", "ja"),  # 駅: a Japanese-only form (Simplified 站, Traditional 車站)
+    ("気象庁発表", "ja"),
+    ("东京站", "zh"),  # Simplified forms
+    ("這個問題我們明天再討論。", "zh"),  # Traditional Chinese shares 東/問/們 with neither list: stays zh
+    ("東京都知事選", "zh"),  # no Japanese-only form: the remaining blind spot
+])
+def test_kanji_only_text_is_japanese_when_it_holds_a_japanese_only_form(text, code):
+    assert detect_language(text) == code
+
+
+def test_detection_note_quotes_the_committed_measurement():
+    import json
+
+    from models.languages import LANGID_RESULTS, detection_note
+
+    data = json.loads(LANGID_RESULTS.read_text(encoding="utf-8"))
+    ours = data["detectors"]["site"]
+    note = detection_note()
+    assert ours["correct"]["all"] in note and f"{ours['accuracy']['all']:.1%}" in note
+    assert f"{ours['accuracy']['category:kanji_only']:.0%} of kanji-only Japanese" in note
+    # what the site runs measured at least as well as each library alone and as the word lists alone
+    assert all(ours["accuracy"]["all"] >= data["detectors"][name]["accuracy"]["all"]
+               for name in ("lingua", "py3langid", "word-lists-only"))
