@@ -95,26 +95,27 @@ def _special_flags(tokenizer, ids, added_mask=None) -> list[bool]:
 def _run(model_id: str, ids: np.ndarray, variant: str = ATTENTION_VARIANT) -> np.ndarray:
     """Attention probabilities [layers, heads, T, T] for one unpadded sequence, from one forward pass.
 
-    The only place that builds ONNX inputs for the tab (the shared decoder abstraction replaces this body).
-    """
+    Decoders go through the shared decoder abstraction (models.decoder); the encoder (BERT: no cache, token
+    types) is fed here, the one place the tab builds ONNX inputs."""
+    if MODELS[model_id].causal:
+        return _decoder_graph(model_id, variant).attention(ids.tolist())
     session = get_session(model_id, variant)
-    names = {i.name: i for i in session.get_inputs()}
+    names = {i.name for i in session.get_inputs()}
     feed = {"input_ids": ids[None, :], "attention_mask": np.ones((1, ids.size), dtype=np.int64)}
     if "token_type_ids" in names:
         feed["token_type_ids"] = np.zeros((1, ids.size), dtype=np.int64)
-    if "position_ids" in names:
-        feed["position_ids"] = np.arange(ids.size, dtype=np.int64)[None, :]
-    for name, meta in names.items():
-        if name.startswith("past_key_values"):
-            _, kv_heads, _, head_dim = meta.shape
-            dtype = np.float16 if "float16" in meta.type else np.float32
-            feed[name] = np.zeros((1, kv_heads, 0, head_dim), dtype=dtype)
     outputs = sorted((o.name for o in session.get_outputs() if o.name.startswith("attentions.")),
                      key=lambda n: int(n.split(".")[1]))
     if not outputs:
         raise ValueError(f"the {variant} graph of {model_id!r} has no attention outputs")
     layers = session.run(outputs, feed)
     return np.stack([layer[0] for layer in layers]).astype(np.float32)
+
+
+def _decoder_graph(model_id: str, variant: str):
+    from models.decoder import DecoderGraph
+
+    return DecoderGraph.open(model_id, variant)  # the runtime's shared session; config and tokenizer are cached
 
 
 def attention_for_text(text: str, model_id: str, max_tokens: int = MAX_TOKENS) -> AttentionResult:
