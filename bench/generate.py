@@ -81,15 +81,37 @@ def onnx_runner(model_id: str, variant: str, prompt_ids: list[int], tokens: int)
 
 # --- llama.cpp (the peer) ---------------------------------------------------------------------------------
 
-def llamacpp_runner(model_id: str, prompt_ids: list[int], tokens: int) -> Callable[[], dict] | None:
-    """llama-cpp-python on the packaged GGUF, greedy, same threads; None when it is not installed."""
+LLAMACPP_PROBE = """
+import itertools, sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=64, n_threads=1, verbose=False)
+print(list(itertools.islice(llm.generate([1, 2, 3], temp=0.0, top_k=1), 2)))
+"""
+
+
+def llamacpp_problem(gguf: str) -> str | None:
+    """None when llama.cpp decodes here; else why not. Probed in a child process: a build for the wrong CPU
+    (e.g. AMX kernels the kernel does not grant) dies with SIGILL, which would take the benchmark with it."""
+    import subprocess
+    import sys
+
     try:
-        import llama_cpp
+        import llama_cpp  # noqa: F401
     except ImportError:
-        return None
+        return "llama-cpp-python is not installed (make bench-peers)"
+    probe = subprocess.run([sys.executable, "-c", LLAMACPP_PROBE, gguf], capture_output=True, text=True, timeout=300)
+    return None if probe.returncode == 0 else f"llama.cpp probe failed (exit {probe.returncode}): {probe.stderr[-200:]}"
+
+
+def llamacpp_runner(model_id: str, prompt_ids: list[int], tokens: int) -> Callable[[], dict] | str:
+    """llama-cpp-python on the packaged GGUF, greedy, same threads; a string saying why when it cannot run."""
     from models.registry import get_spec
     from models.runtime import cpu_threads
     from models.sources import source_path
+
+    problem = llamacpp_problem(str(source_path(get_spec(model_id))))
+    if problem:
+        return problem
+    import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(source_path(get_spec(model_id))), n_ctx=len(prompt_ids) + tokens + 8,
                           n_threads=cpu_threads(), n_threads_batch=cpu_threads(), n_batch=512, verbose=False)
@@ -220,14 +242,15 @@ def decoder_benchmark(name: str, model_id: str, prompt_ids: list[int], tokens: i
                      "provider": engines[variant].info.provider, "served": variant == served,
                      "batched": engines[variant].batched}
     peer = llamacpp_runner(model_id, prompt_ids, tokens)
-    if peer is not None:
+    if not isinstance(peer, str):
         from models.registry import get_spec
 
         contenders["llama.cpp"] = peer
         meta["llama.cpp"] = {"runtime": "llama.cpp", "variant": "gguf", "precision": get_spec(model_id).gguf_file,
                              "provider": "cpu"}
     else:
-        report.notes.append("llama.cpp not measured: llama-cpp-python is not installed (requirements-bench.txt)")
+        report.notes.append(f"llama.cpp not measured: {peer}")
+        log(f"  llama.cpp not measured: {peer}")
     if with_torch:
         tokenizer = next(iter(engines.values())).tokenizer if engines else None
         pad = tokenizer.pad_token_id if tokenizer is not None and tokenizer.pad_token_id is not None else 0

@@ -38,19 +38,32 @@ def test_summary_takes_medians_and_ratios_against_pytorch_fp32():
     assert "x_torch_fp16" not in rows["onnxruntime int4"]  # only when PyTorch fp16 ran (CUDA)
 
 
-def test_fp16_baseline_and_aggregate_columns_appear_when_measured():
-    samples = dict(SAMPLES, **{"pytorch float16": [fake_decode(20, 100, REF)]})
+def test_fp16_and_llamacpp_columns_appear_when_measured():
+    samples = dict(SAMPLES, **{"pytorch float16": [fake_decode(20, 100, REF)], "llama.cpp": [fake_decode(25, 250, REF)]})
     meta = dict(META, **{"pytorch float16": {"runtime": "pytorch", "variant": "float16", "precision": "float16",
-                                             "provider": "cuda"}})
-    aggregates = {k: {"agg_tok_s": v, "streams": 16} for k, v in
-                  (("onnxruntime int4", 160.0), ("pytorch float32", 40.0))}
-    rows = generate.summarize(samples, meta, aggregates)
+                                             "provider": "cuda"},
+                         "llama.cpp": {"runtime": "llama.cpp", "variant": "gguf", "precision": "Q4_1", "provider": "cpu"}})
+    rows = generate.summarize(samples, meta)
     int4 = next(r for r in rows if r["variant"] == "int4")
-    assert int4["x_torch_fp16"] == pytest.approx(31 / 20) and int4["agg_x_torch"] == pytest.approx(4.0)
-    text = generate.table(rows)
-    header = text.splitlines()[0]
-    assert "× PyTorch fp16" in header and "aggregate tok/s (16 streams)" in header
-    assert "4.00×" in text
+    assert int4["x_torch_fp16"] == pytest.approx(31 / 20)
+    assert int4["x_llamacpp"] == pytest.approx(31 / 25) and int4["ttft_vs_llamacpp"] == pytest.approx(200 / 250)
+    header = generate.table(rows).splitlines()[0]
+    assert "× PyTorch fp16" in header and "× llama.cpp" in header and "TTFT ÷ llama.cpp" in header
+
+
+def test_concurrent_streams_count_every_token_and_every_gap():
+    from models.decoding import Step
+
+    class FakeEngine:
+        def stream(self, prompt_ids, settings):
+            for i in range(settings.max_new_tokens):
+                yield Step(i, "x")
+
+    result = generate.concurrent_streams(FakeEngine(), [1, 2], tokens=5, streams=4)
+    assert result["streams"] == 4 and result["agg_tok_s"] > 0 and result["same_tokens_all_streams"]
+    assert result["itl_ms_p95"] >= result["itl_ms_p50"] >= 0
+    table = generate.concurrency_table([dict(result, variant="int4", x_one_stream=1.0)])
+    assert "inter-token p95 ms" in table.splitlines()[0] and "| 4 | int4 |" in table
 
 
 def test_markdown_table_formats_numbers_and_missing_values():
@@ -80,14 +93,12 @@ def test_classify_summary_reports_latency_ratios_and_probability_difference():
     assert "| 0.0200 |" in classify.table(list(rows.values()))
 
 
-def test_interleave_runs_contenders_in_turn_and_aggregate_counts_every_stream():
+def test_interleave_runs_contenders_in_turn():
     calls = []
     contenders = {"a": lambda: calls.append("a") or {"x": 1}, "b": lambda: calls.append("b") or {"x": 2}}
     results = common.interleave(contenders, rounds=2, warmup=1)
     assert calls == ["a", "b", "a", "b", "a", "b"]
     assert results == {"a": [{"x": 1}, {"x": 1}], "b": [{"x": 2}, {"x": 2}]}
-    agg = generate.aggregate(lambda: fake_decode(1.0, 1.0, [1, 2, 3]), streams=4)
-    assert agg["streams"] == 4 and agg["agg_tok_s"] > 0 and agg["ttft_ms_median"] == 1.0
 
 
 def test_variants_for_picks_fp32_and_the_devices_variants(monkeypatch):
