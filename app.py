@@ -47,11 +47,13 @@ def build_site() -> gr.Blocks:
         gr.Markdown("# 大模型创业 lab · LLM startup lab\n"
                     "Try real transformer models, served by ONNX Runtime, and work out what building on them costs. "
                     "在浏览器里试用真实的 Transformer 模型，并估算基于大模型创业的成本。")
-        guide.language_state(demo)  # before the tabs, so the browser-stored language is read on every visit
+        # before the tabs, so the browser-stored language is read on every visit; handed to the Guide explicitly
+        language = guide.language_state()
+        builders = {"guide": lambda blocks: guide.build(blocks, language)}
         with gr.Tabs() as tabs:
             for label, tab_id, build in TABS:
                 with gr.Tab(label, id=tab_id):
-                    build(demo)
+                    builders.get(tab_id, build)(demo)
         status.build(demo)
         demo.load(select_tab_from_url, None, tabs, api_visibility="private", show_progress="hidden")
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)

@@ -63,18 +63,15 @@ def change_language(lang: str, page_id: str):
     return _page_selector(page_id, lang), show_page(page_id, lang), lang
 
 
-_language_states: dict[int, gr.BrowserState] = {}  # per Blocks (tests build several sites)
+def language_state() -> gr.BrowserState:
+    """The remembered language. app.py creates it OUTSIDE gr.Tabs and passes it to build(): a BrowserState
+    inside a tab is mounted only when the tab is shown, so the stored choice was overwritten with the default
+    on the next visit."""
+    return gr.BrowserState(pages.DEFAULT_LANG, storage_key=LANG_STORAGE_KEY)
 
 
-def language_state(demo: gr.Blocks) -> gr.BrowserState:
-    """The remembered language. app.py creates it OUTSIDE gr.Tabs: a BrowserState inside a tab is mounted
-    only when the tab is shown, so the stored choice was overwritten with the default on the next visit."""
-    _language_states[id(demo)] = gr.BrowserState(pages.DEFAULT_LANG, storage_key=LANG_STORAGE_KEY)
-    return _language_states[id(demo)]
-
-
-def build(demo: gr.Blocks) -> None:
-    stored_lang = _language_states.get(id(demo)) or language_state(demo)
+def build(demo: gr.Blocks, stored_lang: gr.BrowserState | None = None) -> None:
+    stored_lang = stored_lang if stored_lang is not None else language_state()
     first = pages.page_ids(pages.DEFAULT_LANG)[0]
     with gr.Row():
         page_radio = gr.Radio(choices=[(p.nav, p.id) for p in pages.list_pages(pages.DEFAULT_LANG)], value=first,
