@@ -483,8 +483,11 @@ def write_metrics_report(split: dict, by_row: dict, names: list[str], y: dict[st
 EXPERIMENTS_PATH = REPO_ROOT / "eval" / "results" / "sentiment_experiments.json"
 # Chosen on the validation split (eval/results/sentiment_experiments.json): fine-tune the top two of the six
 # transformer layers with the head for one epoch; layers 0-3 stay frozen (their output is cached per token).
-FINETUNE_CONFIG = {"frozen": 4, "pool_layers": [4, 5, 6], "hidden": 128, "dropout": 0.1, "lr_encoder": 5e-5,
-                   "lr_head": 1e-3, "weight_decay": 1e-2, "epochs": 1, "batch": 32, "checks": 4, "weighted": True}
+# Measured: with lr_encoder 5e-5 the validation macro-F1 fell from the frozen baseline's 0.772 to 0.57-0.72 within
+# a few steps (the head standardizes features whose per-dimension spread is small, so a small drift of the
+# pooled features moves its input a lot); the encoder gets a 5x smaller rate.
+FINETUNE_CONFIG = {"frozen": 4, "pool_layers": [4, 5, 6], "hidden": 128, "dropout": 0.1, "lr_encoder": 1e-5,
+                   "lr_head": 2e-4, "weight_decay": 1e-2, "epochs": 0.35, "batch": 32, "checks": 3, "weighted": True}
 POSITIVE_PRECISION_FLOOR = 0.75  # the issue's goal, applied on validation when the logit offsets are chosen
 
 
@@ -585,7 +588,7 @@ def calibrated_records(prefix: str, note: str, val_logits, y_va, test_logits, y_
     return out
 
 
-def run_finetune(split: dict, by_row: dict, names: list[str], t0: float) -> int:
+def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, epochs: float | None = None) -> int:
     """Baseline (frozen encoder) and fine-tuned models, each with and without calibrated offsets; records
     all in EXPERIMENTS_PATH and serves the best on validation (positive precision floor first)."""
     import copy
@@ -594,7 +597,7 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float) -> int:
 
     from export.sentiment import SentimentClassifier, save_encoder_layers
 
-    cfg = FINETUNE_CONFIG
+    cfg = dict(FINETUNE_CONFIG, **({"epochs": epochs} if epochs else {}))
     frozen = cfg["frozen"]
     texts = [by_row[i]["text"] for name in names for i in split["splits"][name]]
     states, lengths, pooled = token_states(texts, frozen)
@@ -629,50 +632,63 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float) -> int:
     info = finetune(top, head, cached, pooled, idx["train"], y["train"], idx["validation"], y["validation"], cfg)
     val_logits = predict_finetuned(top, head, cached, pooled, idx["validation"], cfg["pool_layers"], frozen)
     test_logits = predict_finetuned(top, head, cached, pooled, idx["test"], cfg["pool_layers"], frozen)
-    name = f"top {n_layers - frozen} encoder layers fine-tuned + head"
+    name = (f"top {n_layers - frozen} encoder layers fine-tuned + head "
+            f"(lr {cfg['lr_encoder']:g} / {cfg['lr_head']:g}, {cfg['epochs']} epoch)")
     ft = calibrated_records(
-        name, f"layers 0-{frozen - 1} frozen (cached outputs), {cfg['epochs']} epoch(s)",
+        name, f"layers 0-{frozen - 1} frozen (cached outputs)",
         val_logits, y["validation"], test_logits, y["test"],
         lambda b: SentimentClassifier(PooledEncoder(encoder, cfg["pool_layers"]), with_logit_offset(head, b)).eval(),
         tokenizer, cfg, {"train": info})
-    records += ft
 
-    # 3. serve the fine-tuned record best on validation: positive precision floor met first, then macro-F1
-    chosen, bias = max(ft, key=lambda rb: (rb[0]["validation"]["positive_precision"] >= POSITIVE_PRECISION_FLOOR,
-                                           rb[0]["validation"]["macro_f1"]))
-    served_head = with_logit_offset(head, bias)
-    served = SentimentClassifier(PooledEncoder(encoder, cfg["pool_layers"]), served_head).eval()
+    # 3. serve the record best on validation (positive precision floor met first, then macro-F1), fine-tuned
+    # or not; the test split is only reported
+    candidates = [(r, b, False) for r, b in records] + [(r, b, True) for r, b in ft]
+    chosen, bias, tuned = max(candidates, key=lambda c: (
+        c[0]["validation"]["positive_precision"] >= POSITIVE_PRECISION_FLOOR, c[0]["validation"]["macro_f1"]))
+    served_head = with_logit_offset(head if tuned else base_head, bias)
+    served_encoder = encoder if tuned else frozen_encoder
+    served = SentimentClassifier(PooledEncoder(served_encoder, cfg["pool_layers"]), served_head).eval()
     test_texts = [by_row[i]["text"] for i in split["splits"]["test"]]
     probs = torch_probs(served, tokenizer, test_texts)
     test = metrics(y["test"], probs.argmax(1))
     test["binary_accuracy_pos_vs_neg"] = binary_accuracy(y["test"], probs)
-    layers = list(range(frozen, n_layers))
-    save_encoder_layers(encoder, layers, ENCODER_TOP_PATH)
-    save_head(served_head, HEAD_PATH, cfg["pool_layers"],
-              {"seed": SEED, "finetuned_layers": json.dumps(layers), "encoder_file": ENCODER_TOP_PATH.name,
-               "logit_offset": json.dumps(chosen["logit_offset"])})
-    record_experiments(records, {
+    layers = list(range(frozen, n_layers)) if tuned else []
+    extra_meta = {"seed": SEED, "logit_offset": json.dumps(chosen["logit_offset"])}
+    if tuned:
+        save_encoder_layers(encoder, layers, ENCODER_TOP_PATH)
+        extra_meta.update({"finetuned_layers": json.dumps(layers), "encoder_file": ENCODER_TOP_PATH.name})
+    elif ENCODER_TOP_PATH.is_file():
+        ENCODER_TOP_PATH.unlink()  # a frozen encoder is served: no stale layer file in the build key
+    save_head(served_head, HEAD_PATH, cfg["pool_layers"], extra_meta)
+    record_experiments([r for r, _, _ in candidates], {
         "date": dt.date.today().isoformat(), "command": "python -m export.train_sentiment --finetune",
         "split": str(SPLIT_PATH.relative_to(REPO_ROOT)), "seed": SEED,
-        "selection": (f"served: the fine-tuned record with validation positive precision >= "
-                      f"{POSITIVE_PRECISION_FLOOR} and the best validation macro-F1 (else the best validation "
-                      "macro-F1); offsets are chosen on validation only, the test split is only reported"),
+        "selection": (f"served: the record with validation positive precision >= {POSITIVE_PRECISION_FLOOR} and "
+                      "the best validation macro-F1 (else the best validation macro-F1); offsets are chosen on "
+                      "validation only, the test split is only reported"),
         "served": chosen["name"],
         "served_full_pipeline_test": {k: test[k] for k in ("accuracy", "macro_f1", "per_class")},
+        "notes": ["An earlier fine-tuning run (lr 5e-5 / 1e-3, 1 epoch planned) reached validation macro-F1 "
+                  "0.7169 at a quarter epoch (below the frozen baseline) and was stopped; not recorded above.",
+                  "Fine-tuning runs are a fraction of an epoch: one epoch of the top two layers takes ~25 min on "
+                  "the shared 2-core machine."],
     })
+    val_logits = val_logits if tuned else head_logits(base_head, x["validation"])
     write_metrics_report(split, by_row, names, y, test, probs, metrics(y["validation"], (val_logits + bias).argmax(1)),
                          {**{k: cfg[k] for k in ("pool_layers", "hidden", "dropout")},
                           "parameters": sum(p.numel() for p in served_head.parameters()),
                           "best_step": info["best_step"]},
                          encoder=(f"all-MiniLM-L6-v2, layers 0-{frozen - 1} frozen, layers {frozen}-{n_layers - 1} "
-                                  f"fine-tuned here, {MINILM.sources[0].pip_spec}"),
+                                  f"fine-tuned here, {MINILM.sources[0].pip_spec}" if tuned else
+                                  "all-MiniLM-L6-v2 (frozen), " + MINILM.sources[0].pip_spec),
                          command="python -m export.train_sentiment --finetune", t0=t0,
-                         extra={"finetune": {**cfg, **{k: info[k] for k in ("best_step", "steps", "seconds")}},
+                         extra={"served_finetuned": tuned,
+                                "finetune_run": {**cfg, **{k: info[k] for k in ("best_step", "steps", "seconds")}},
                                 "logit_offset": chosen["logit_offset"], "served_experiment": chosen["name"],
                                 "checkset": chosen["checkset"]})
-    log(f"served: {chosen['name']}; wrote {ENCODER_TOP_PATH.relative_to(REPO_ROOT)} "
-        f"({ENCODER_TOP_PATH.stat().st_size / 1e6:.1f} MB), {HEAD_PATH.name}, {METRICS_PATH.name}, "
-        f"{EXPERIMENTS_PATH.relative_to(REPO_ROOT)}")
+    log(f"served: {chosen['name']}; wrote {HEAD_PATH.name}, {METRICS_PATH.name}, "
+        f"{EXPERIMENTS_PATH.relative_to(REPO_ROOT)}" + (f", {ENCODER_TOP_PATH.name} "
+                                                         f"({ENCODER_TOP_PATH.stat().st_size / 1e6:.1f} MB)" if tuned else ""))
     return 0
 
 
@@ -684,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune", action="store_true",
                         help="fine-tune the top encoder layers with the head (the served model; also records "
                              "the frozen baseline and calibrated offsets in eval/results/sentiment_experiments.json)")
+    parser.add_argument("--epochs", type=float, help="with --finetune: passes over the training split (default "
+                        f"{FINETUNE_CONFIG['epochs']}; a small fraction is a quick end-to-end trial)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)  # the build machine has 2 cores shared with the site
     t0 = time.perf_counter()
@@ -697,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{split['dropped']['tied_conflicting_labels']:,} with tied conflicting labels; "
         + ", ".join(f"{n} {len(split['splits'][n]):,}" for n in names))
     if args.finetune:
-        return run_finetune(split, by_row, names, t0)
+        return run_finetune(split, by_row, names, t0, args.epochs)
     emb_all = embed_all([r["text"] for r in kept])
     offsets, data = 0, {}
     for name in names:
