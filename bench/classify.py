@@ -1,25 +1,37 @@
 """`python -m bench classify`: latency and throughput of the Classify tab's model (sentiment-minilm).
 
-Each manifest variant runs through the site's own classification code (models.sentiment: text
-normalisation, tokenizer, padded batches, `probabilities` output) on a session made by the site's
+Each manifest variant runs through the site's own classification code (models.sentiment.run_bucketed: text
+normalisation, tokenizer, token-length buckets, `probabilities` output) on a session made by the site's
 runtime (models.runtime.create_session, so MODEL_DEVICE applies); PyTorch runs the same classifier
-(export.sentiment.build_torch_classifier: encoder + pooling + trained head) on the same token ids.
+(export.sentiment.build_torch_classifier: encoder + fine-tuned layers + pooling + head) on the same batches.
 
 Measured: batch-1 latency per sentence (tokenize + run, p50 and p95 over the check-set sentences) and
-batched throughput (sentences/s, length-sorted batches of models.sentiment.BATCH_SIZE, as predict_proba
-does), and the largest probability difference against onnxruntime fp32.
+batched throughput (sentences/s over a fixed sample of test-split tweets in their split order, as an
+upload would come), and the largest probability difference against onnxruntime fp32.
+
+On CPU the run also explains where the time goes, with extra rows on the same sentences:
+  - "unfused export": the plain torch.onnx graph, without onnxruntime's BERT fusions (exported into a
+    temporary directory for the run);
+  - "pad to longest": the fp32 graph fed as before (character-sorted chunks of BATCH_SIZE, each padded to
+    its longest text) instead of token-length buckets;
+  - "no spinning": the fp32 session with intra-op thread spinning off (a shared, loaded machine);
+  - "int8 dynamic per-channel": onnxruntime.quantization.quantize_dynamic of the served fp32 graph (int8
+    weights per output channel, int8 activations per tensor); not served, its probability difference is
+    shown against the 0.01 gate.
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from bench.common import Column, Report, environment, interleave, markdown_table, median, ort_device, \
     percentile, ratio, variants_for
 
-BATCH_COPIES = 4  # the check set (50 sentences) x4 for the throughput measurement
+THROUGHPUT_TWEETS = 400  # test-split tweets (every 5th test row, the accuracy test's sample) for throughput
 
 
 def texts() -> list[str]:
@@ -28,55 +40,127 @@ def texts() -> list[str]:
     return classifier_texts()
 
 
-def onnx_classifier(variant: str, entry: dict):
+def throughput_texts(n: int = THROUGHPUT_TWEETS) -> list[str]:
+    """Real tweets of mixed length (3 to 128 tokens) from the test split, in split order (not sorted)."""
+    import json
+
+    from export.train_sentiment import SPLIT_PATH, TEST_SAMPLE_STEP, load_corpus
+
+    rows = load_corpus()
+    test_rows = json.loads(SPLIT_PATH.read_text())["splits"]["test"][::TEST_SAMPLE_STEP]
+    return [rows[i]["text"] for i in test_rows[:n]]
+
+
+def session_options(spinning: bool = True):
+    from models.runtime import session_options as site_options
+
+    options = site_options()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def onnx_session(path: Path, spinning: bool = True):
+    import onnxruntime as ort
+
+    from models.runtime import create_session, device
+
+    if spinning:
+        return create_session(path)
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device() == "cuda" else ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), sess_options=session_options(False), providers=providers)
+
+
+def bucketed(session) -> Callable[[list[str]], np.ndarray]:
+    """The site's batching path (token-length buckets) over any object with get_inputs()/run()."""
     from models import sentiment
-    from models.paths import model_dir
-    from models.runtime import create_session
     from models.tokenization import get_tokenizer
 
-    session = create_session(model_dir(sentiment.MODEL_ID) / entry["file"])
+    tokenizer = get_tokenizer(sentiment.MODEL_ID)
+    return lambda batch: sentiment.run_bucketed(session, tokenizer, batch)[0]
+
+
+def padded_to_longest(session) -> Callable[[list[str]], np.ndarray]:
+    """The previous batching path: chunks of BATCH_SIZE in character-length order, padded to the longest."""
+    from models import sentiment
+    from models.tokenization import get_tokenizer
+
     tokenizer = get_tokenizer(sentiment.MODEL_ID)
 
     def predict(batch: list[str]) -> np.ndarray:
-        arrays, _ = sentiment._encode(tokenizer, batch)
-        return sentiment._run(session, arrays)
-
-    return predict, session.get_providers()[0]
-
-
-def torch_classifier(dev: str, dtype: str):
-    import torch
-
-    from export.sentiment import build_torch_classifier
-    from models import sentiment
-    from models.runtime import cpu_threads
-    from models.tokenization import get_tokenizer
-
-    if dev == "cpu":
-        torch.set_num_threads(cpu_threads())
-    model = build_torch_classifier().to(device=dev, dtype=getattr(torch, dtype)).eval()
-    tokenizer = get_tokenizer(sentiment.MODEL_ID)
-
-    def predict(batch: list[str]) -> np.ndarray:
-        arrays, _ = sentiment._encode(tokenizer, batch)
-        with torch.inference_mode():
-            out = model(torch.from_numpy(arrays["input_ids"]).to(dev), torch.from_numpy(arrays["attention_mask"]).to(dev))
-        return out.float().cpu().numpy()
+        order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
+        out = np.zeros((len(batch), len(sentiment.LABELS)), dtype=np.float32)
+        for start in range(0, len(order), sentiment.BATCH_SIZE):
+            idx = order[start:start + sentiment.BATCH_SIZE]
+            arrays, _ = sentiment._encode(tokenizer, [batch[i] for i in idx])
+            out[idx] = sentiment._run(session, arrays)
+        return out
 
     return predict
 
 
-def measure(predict: Callable[[list[str]], np.ndarray], sentences: list[str], batch_size: int) -> dict:
+class TorchSession:
+    """The PyTorch classifier behind the onnxruntime session interface, so both run the same batching code."""
+
+    class _Input:
+        def __init__(self, name: str):
+            self.name = name
+
+    def __init__(self, model, dev: str):
+        self.model, self.dev = model, dev
+
+    def get_inputs(self):
+        return [self._Input("input_ids"), self._Input("attention_mask")]
+
+    def run(self, _outputs, feeds: dict) -> list[np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(*(torch.from_numpy(feeds[k]).to(self.dev) for k in ("input_ids", "attention_mask")))
+        return [out.float().cpu().numpy()]
+
+
+def torch_session(dev: str, dtype: str) -> TorchSession:
+    import torch
+
+    from export.sentiment import build_torch_classifier
+    from models.runtime import cpu_threads
+
+    if dev == "cpu":
+        torch.set_num_threads(cpu_threads())
+    return TorchSession(build_torch_classifier().to(device=dev, dtype=getattr(torch, dtype)).eval(), dev)
+
+
+def unfused_graph(out_dir: Path) -> Path:
+    """The sentiment graph as torch.onnx writes it, without the BERT fusions (for the explanation rows)."""
+    from unittest import mock
+
+    from export import sentiment as exp
+
+    with mock.patch.object(exp, "graph_optimizer", lambda: "none"):
+        exp.export_onnx(out_dir)
+    return out_dir / "model.onnx"
+
+
+def dynamic_int8(fp32: Path, out_dir: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = out_dir / "model_int8_dynamic.onnx"
+    # DefaultTensorType: shape inference cannot type the outputs of the fused contrib ops; they are float
+    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": 1})
+    return out
+
+
+def measure(predict: Callable[[list[str]], np.ndarray], sentences: list[str], corpus: list[str]) -> dict:
     latencies = []
     probs = []
     for text in sentences:
         start = time.perf_counter()
         probs.append(predict([text])[0])
         latencies.append((time.perf_counter() - start) * 1000)
-    corpus = sorted(sentences * BATCH_COPIES, key=len)
     start = time.perf_counter()
-    for i in range(0, len(corpus), batch_size):
-        predict(corpus[i:i + batch_size])
+    predict(corpus)
     elapsed = time.perf_counter() - start
     return {"latencies_ms": latencies, "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
             "sentences_per_s": len(corpus) / elapsed, "probs": np.asarray(probs)}
@@ -85,29 +169,52 @@ def measure(predict: Callable[[list[str]], np.ndarray], sentences: list[str], ba
 def run(rounds: int = 3, variants: list[str] | None = None, with_torch: bool = True,
         log: Callable[[str], None] = print, **_ignored) -> Report:
     from models import sentiment
+    from models.paths import model_dir
 
     dev = ort_device()
-    sentences = texts()
-    report = Report("classify", environment(dev), {"model": sentiment.MODEL_ID, "sentences": len(sentences),
-                                                   "batch_size": sentiment.BATCH_SIZE, "rounds": rounds,
-                                                   "throughput_sentences": len(sentences) * BATCH_COPIES})
+    sentences, corpus = texts(), throughput_texts()
+    report = Report("classify", environment(dev), {
+        "model": sentiment.MODEL_ID, "sentences": len(sentences), "batch_size": sentiment.BATCH_SIZE,
+        "rounds": rounds, "throughput_sentences": len(corpus),
+        "throughput_texts": f"the first {len(corpus)} of every 5th test-split tweet, in split order",
+        "batching": "models.sentiment.run_bucketed (token-length buckets) unless the row says otherwise"})
     contenders, meta = {}, {}
-    for variant, entry in variants_for(sentiment.MODEL_ID, dev, variants):
-        predict, provider = onnx_classifier(variant, entry)
-        key = f"onnxruntime {variant}"
-        contenders[key] = (lambda p=predict: measure(p, sentences, sentiment.BATCH_SIZE))
-        meta[key] = {"runtime": "onnxruntime", "variant": variant, "precision": entry.get("precision", variant),
-                     "provider": provider}
-    if with_torch:
-        from bench.generate import torch_dtypes
 
-        for dtype in torch_dtypes(dev):
-            predict = torch_classifier(dev, dtype)
-            key = f"pytorch {dtype}"
-            contenders[key] = (lambda p=predict: measure(p, sentences, sentiment.BATCH_SIZE))
-            meta[key] = {"runtime": "pytorch", "variant": dtype, "precision": dtype, "provider": dev}
-    log(f"classify: {sentiment.MODEL_ID}, {len(sentences)} sentences, {rounds} rounds, device {dev}")
-    samples = interleave(contenders, rounds, log=log)
+    def add(key: str, predict, **info) -> None:
+        contenders[key] = (lambda p=predict: measure(p, sentences, corpus))
+        meta[key] = info
+
+    fp32_path = None
+    for variant, entry in variants_for(sentiment.MODEL_ID, dev, variants):
+        path = model_dir(sentiment.MODEL_ID) / entry["file"]
+        session = onnx_session(path)
+        fp32_path = path if variant == "fp32" else fp32_path
+        add(f"onnxruntime {variant}", bucketed(session), runtime="onnxruntime", variant=variant,
+            precision=entry.get("precision", variant), provider=session.get_providers()[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        if dev == "cpu" and fp32_path is not None:
+            fp32 = onnx_session(fp32_path)
+            add("onnxruntime fp32, pad to longest", padded_to_longest(fp32), runtime="onnxruntime",
+                variant="fp32 (pad to longest)", precision="fp32", provider="CPUExecutionProvider")
+            add("onnxruntime fp32, no spinning", bucketed(onnx_session(fp32_path, spinning=False)),
+                runtime="onnxruntime", variant="fp32 (no spinning)", precision="fp32", provider="CPUExecutionProvider")
+            add("onnxruntime int8 dynamic per-channel", bucketed(onnx_session(dynamic_int8(fp32_path, Path(tmp)))),
+                runtime="onnxruntime", variant="int8 dynamic per-channel (not served)",
+                precision="int8 weights per channel, int8 activations per tensor", provider="CPUExecutionProvider")
+            if with_torch:  # the unfused export needs torch; it is what was served before the fusions
+                log("classify: exporting the unfused graph for comparison")
+                add("onnxruntime fp32, unfused export", bucketed(onnx_session(unfused_graph(Path(tmp)))),
+                    runtime="onnxruntime", variant="fp32 (unfused export)", precision="fp32",
+                    provider="CPUExecutionProvider")
+        if with_torch:
+            from bench.generate import torch_dtypes
+
+            for dtype in torch_dtypes(dev):
+                add(f"pytorch {dtype}", bucketed(torch_session(dev, dtype)), runtime="pytorch", variant=dtype,
+                    precision=dtype, provider=dev)
+        log(f"classify: {sentiment.MODEL_ID}, {len(sentences)} sentences alone + {len(corpus)} batched, "
+            f"{rounds} rounds, device {dev}")
+        samples = interleave(contenders, rounds, log=log)
     report.rows = summarize(samples, meta)
     report.samples = {k: [{kk: vv for kk, vv in s.items() if kk not in ("probs", "latencies_ms")} for s in v]
                       for k, v in samples.items()}

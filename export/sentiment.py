@@ -4,9 +4,13 @@ Graph: input_ids, attention_mask [batch, seq] -> MiniLM encoder -> attention-mas
 the hidden layers the head was trained on -> head (standardize, linear/MLP) -> softmax `probabilities`
 [batch, 3] in the order of `models.sentiment.LABELS`.
 
-The head is the only part trained here (export/train_sentiment.py); it lives in
-models/weights/sentiment_head.safetensors with its shape in the file's metadata, so the same loader
-serves the real encoder and the tiny random BERTs of the unit tests.
+Trained here (export/train_sentiment.py): the head, in models/weights/sentiment_head.safetensors with its
+shape in the file's metadata (so the same loader serves the real encoder and the tiny random BERTs of the
+unit tests), and, when the head's metadata names them (`finetuned_layers`), the fine-tuned top encoder
+layers in models/weights/sentiment_encoder_top.safetensors, loaded over the packaged encoder's weights.
+
+The exported graph is then rewritten by onnxruntime's transformer optimizer (BERT fusions: Attention,
+SkipLayerNormalization, BiasGelu) unless the registry's export settings say `graph_optimizer: none`.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from models.paths import REPO_ROOT
 from models.sentiment import LABELS, MAX_TOKENS
 
 HEAD_PATH = REPO_ROOT / "models" / "weights" / "sentiment_head.safetensors"
+ENCODER_TOP_PATH = HEAD_PATH.with_name("sentiment_encoder_top.safetensors")
 OPSET = 17
 
 
@@ -118,11 +123,67 @@ def default_encoder_dir() -> Path:
     return source_path("minilm-l6-v2")
 
 
+def head_metadata(head_path: Path = HEAD_PATH) -> dict:
+    with safe_open(str(head_path), framework="pt") as fh:
+        return fh.metadata() or {}
+
+
+def save_encoder_layers(encoder: nn.Module, layers: list[int], path: Path = ENCODER_TOP_PATH) -> None:
+    """The weights of encoder.encoder.layer[i] for i in layers, under the encoder's own state_dict names."""
+    prefixes = tuple(f"encoder.layer.{i}." for i in layers)
+    tensors = {k: v.detach().contiguous().float() for k, v in encoder.state_dict().items() if k.startswith(prefixes)}
+    save_file(tensors, str(path), metadata={"layers": json.dumps(layers)})
+
+
+def apply_finetuned_layers(encoder: nn.Module, head_path: Path = HEAD_PATH) -> nn.Module:
+    """Load the fine-tuned top layers the head was trained with (head metadata `finetuned_layers`) over the
+    packaged encoder; every tensor of those layers must be in the file, and nothing else."""
+    meta = head_metadata(head_path)
+    layers = json.loads(meta.get("finetuned_layers", "[]"))
+    if not layers:
+        return encoder
+    path = Path(head_path).with_name(meta.get("encoder_file", ENCODER_TOP_PATH.name))
+    if not path.is_file():
+        raise FileNotFoundError(f"{head_path} was trained with fine-tuned encoder layers {layers}, but {path} "
+                                "is missing; run `python -m export.train_sentiment --finetune`")
+    tensors = load_file(str(path))
+    prefixes = tuple(f"encoder.layer.{i}." for i in layers)
+    expected = {k for k in encoder.state_dict() if k.startswith(prefixes)}
+    if set(tensors) != expected:
+        raise ValueError(f"{path} does not hold exactly the weights of encoder layers {layers} "
+                         f"(missing {sorted(expected - set(tensors))[:3]}, extra {sorted(set(tensors) - expected)[:3]})")
+    encoder.load_state_dict(tensors, strict=False)
+    return encoder
+
+
 def build_torch_classifier(encoder_dir: Path | None = None, head_path: Path = HEAD_PATH) -> nn.Module:
-    """encoder + attention-mask-aware mean pooling + trained head -> softmax probabilities [batch, 3]."""
+    """encoder (+ fine-tuned top layers) + attention-mask-aware mean pooling + trained head -> softmax
+    probabilities [batch, 3]."""
     head, pool_layers = load_head(head_path)
     encoder = load_encoder(Path(encoder_dir) if encoder_dir else default_encoder_dir())
+    apply_finetuned_layers(encoder, head_path)
     return SentimentClassifier(PooledEncoder(encoder, pool_layers), head).eval()
+
+
+def graph_optimizer() -> str:
+    """'bert' (onnxruntime's transformer fusions) or 'none', from the registry's export settings (part of the
+    build key, so changing it rebuilds the export)."""
+    from models.registry import SENTIMENT
+
+    return dict(SENTIMENT.export.extra).get("graph_optimizer", "none")
+
+
+def optimize_graph(path: Path, config) -> dict:
+    """Rewrite the graph at `path` with onnxruntime's BERT fusions, in place; returns the fused-op counts.
+
+    opt_level 0: only the pattern fusions are written into the file; the session's own ORT_ENABLE_ALL
+    optimizations still run at load time, so the file stays portable across execution providers."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size, opt_level=0)
+    optimized.save_model_to_file(str(path))
+    return {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
 
 
 def export_onnx(out_dir: Path, encoder_dir: Path | None = None, head_path: Path = HEAD_PATH) -> None:
@@ -152,10 +213,10 @@ def export_onnx(out_dir: Path, encoder_dir: Path | None = None, head_path: Path 
             do_constant_folding=True,
             external_data=False,
         )
+    fused = optimize_graph(out_dir / "model.onnx", model.pooled.encoder.config) if graph_optimizer() == "bert" else {}
     tokenizer.save_pretrained(str(out_dir))
     head_meta_path = Path(head_path)
-    with safe_open(str(head_meta_path), framework="pt") as fh:
-        meta = fh.metadata() or {}
+    meta = dict(head_metadata(head_meta_path), graph_fusions=json.dumps(fused))
     (out_dir / "sentiment_head.json").write_text(json.dumps({k: _json_or_str(v) for k, v in meta.items()}, indent=1))
     metrics = head_meta_path.with_name("sentiment_metrics.json")
     if metrics.is_file() and head_meta_path == HEAD_PATH:

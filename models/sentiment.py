@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.batching import DynamicBatcher
+from models.batching import DynamicBatcher, length_buckets
 from models.paths import REPO_ROOT
 
 MODEL_ID = "sentiment-minilm"
@@ -72,11 +72,29 @@ def _backend():
     return get_session(MODEL_ID), get_tokenizer(MODEL_ID)
 
 
-def _encode(tokenizer, texts: list[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
+def _tokenize(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[bool]]:
+    """Token ids per text (unpadded, cut to MAX_TOKENS) and whether each text was truncated."""
     cleaned = [normalize_text(t[:MAX_CHARS]) for t in texts]
-    enc = tokenizer(cleaned, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="np")
+    enc = tokenizer(cleaned, truncation=True, max_length=MAX_TOKENS)
     truncated = [len(e.overflowing) > 0 or len(t) > MAX_CHARS for e, t in zip(enc.encodings, texts)]
-    return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}, truncated
+    return enc["input_ids"], truncated
+
+
+def _pad(ids: list[list[int]], pad_id: int) -> dict[str, np.ndarray]:
+    """input_ids / attention_mask padded (on the right) to the longest row."""
+    longest = max(len(row) for row in ids)
+    input_ids = np.full((len(ids), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(ids), longest), dtype=np.int64)
+    for r, row in enumerate(ids):
+        input_ids[r, :len(row)] = row
+        mask[r, :len(row)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
+def _encode(tokenizer, texts: list[str]) -> tuple[dict[str, np.ndarray], list[bool]]:
+    """One padded batch of all texts (saliency: variants of one text have about the same length)."""
+    ids, truncated = _tokenize(tokenizer, texts)
+    return _pad(ids, tokenizer.pad_token_id or 0), truncated
 
 
 def _run(session, arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -91,26 +109,31 @@ def _run(session, arrays: dict[str, np.ndarray]) -> np.ndarray:
     return session.run(["probabilities"], feeds)[0]
 
 
+def run_bucketed(session, tokenizer, texts: list[str], progress: Callable[[int, int], None] | None = None
+                 ) -> tuple[np.ndarray, list[bool]]:
+    """Probabilities [n, 3] in input order: texts are tokenized once, grouped by token length
+    (models.batching.length_buckets: at most BATCH_SIZE rows, little padding) and each group runs padded
+    to its own longest text. `progress(done, total)` is called after each run."""
+    ids, truncated = _tokenize(tokenizer, texts)
+    probs = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+    done = 0
+    for idx in length_buckets([len(row) for row in ids], BATCH_SIZE):
+        probs[idx] = _run(session, _pad([ids[i] for i in idx], tokenizer.pad_token_id or 0))
+        done += len(idx)
+        if progress:
+            progress(done, len(texts))
+    return probs, truncated
+
+
 def predict_proba(texts: Sequence[str], progress: Callable[[int, int], None] | None = None
                   ) -> tuple[np.ndarray, list[bool]]:
     """Probabilities [n, 3] (LABELS order) and, per text, whether it was truncated to MAX_TOKENS.
 
-    Texts are sorted by length before batching so each padded batch holds similar lengths; results come
-    back in input order. `progress(done, total)` is called after each batch."""
+    Batches hold texts of similar token length (run_bucketed); results come back in input order.
+    `progress(done, total)` is called after each batch."""
     texts = validate_texts(texts)
     session, tokenizer = _backend()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    probs = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
-    truncated = [False] * len(texts)
-    for start in range(0, len(order), BATCH_SIZE):
-        idx = order[start:start + BATCH_SIZE]
-        arrays, cut = _encode(tokenizer, [texts[i] for i in idx])
-        probs[idx] = _run(session, arrays)
-        for i, c in zip(idx, cut):
-            truncated[i] = c
-        if progress:
-            progress(min(start + BATCH_SIZE, len(texts)), len(texts))
-    return probs, truncated
+    return run_bucketed(session, tokenizer, texts, progress)
 
 
 def as_dict(row: np.ndarray) -> dict[str, float]:
@@ -141,14 +164,15 @@ def _request_batcher() -> DynamicBatcher:
     global _batcher
     with _batcher_lock:
         if _batcher is None:
-            # 5 ms is under a tenth of one CPU run of the model, and gathers the bursts a busy site sees
-            _batcher = DynamicBatcher(_run_requests, max_batch=BATCH_SIZE, max_wait_s=0.005, name="classify")
+            # No waiting window: a lone request runs at once (a 5 ms window cost every single request 5 ms),
+            # and under load the requests that queue while a batch runs form the next batch.
+            _batcher = DynamicBatcher(_run_requests, max_batch=BATCH_SIZE, max_wait_s=0.0, name="classify")
         return _batcher
 
 
 def classify_one(text: str) -> tuple[dict[str, float], str]:
     """Probabilities for one text and a note ('' or why part of it was not read). Concurrent callers are
-    batched together (models.batching): one ONNX run serves all requests that arrive within 5 ms."""
+    batched together (models.batching): one ONNX run serves all requests queued while the last one ran."""
     validate_texts([text])  # bad input fails here, never inside a shared batch
     probs, truncated = _request_batcher()(text)
     return as_dict(probs), truncation_note(truncated)

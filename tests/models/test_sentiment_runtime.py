@@ -181,3 +181,16 @@ def test_probabilities_array_order_matches_labels(tiny):
     probs, truncated = sentiment.predict_proba(["good", "bad"])
     assert probs.shape == (2, 3) and truncated == [False, False]
     assert np.allclose([list(d.values()) for d in sentiment.classify(["good", "bad"])], probs, atol=1e-6)
+
+
+def test_bucketed_batches_equal_each_text_alone_and_keep_input_order(tiny):
+    # one long text among short ones: it gets its own bucket; every row must equal the text run alone
+    long = " ".join(WORDS * 4)
+    texts = ["good", long, "bad flight", "thank you crew", long[:40], "ok"]
+    batched, truncated = sentiment.predict_proba(texts)
+    alone = np.concatenate([sentiment.predict_proba([t])[0] for t in texts])
+    assert np.abs(batched - alone).max() <= 1e-5
+    assert truncated == [False] * len(texts)
+    session, tokenizer = sentiment._backend()
+    ids, _ = sentiment._tokenize(tokenizer, texts)
+    assert len(ids[1]) > 4 * len(ids[0])

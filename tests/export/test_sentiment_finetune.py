@@ -1,0 +1,106 @@
+"""Fine-tuning helpers of export.train_sentiment (top encoder layers on cached states, logit offsets) and
+the export's loading of fine-tuned layers, on a tiny random BERT (no packaged model needed)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export import sentiment as exp
+from export import train_sentiment as train
+from tests.export.test_sentiment_export import make_random_head, make_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-ft") / "encoder", seed=3)
+
+
+def test_top_layers_on_cached_states_equal_the_full_encoder(encoder_dir):
+    encoder = exp.load_encoder(encoder_dir)
+    ids = torch.tensor([[2, 5, 6, 7, 8, 3], [2, 9, 3, 0, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        hs = encoder(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids),
+                     output_hidden_states=True).hidden_states
+        top = train.TopLayers(encoder, frozen=1)
+        outs = top(hs[1], mask)
+    assert len(outs) == 1
+    real = mask.bool()
+    assert torch.allclose(outs[0][real], hs[2][real], atol=1e-5)  # padding rows may differ; they are masked
+
+
+def test_cached_states_batches_pad_and_mask():
+    states = np.arange(12, dtype=np.float16).reshape(6, 2)
+    cached = train.CachedStates(states, np.array([1, 3, 2]))
+    hidden, mask = cached.batch(np.array([2, 0]))
+    assert mask.tolist() == [[1, 1], [1, 0]]
+    assert hidden[0].tolist() == [[8.0, 9.0], [10.0, 11.0]] and hidden[1, 0].tolist() == [0.0, 1.0]
+    assert hidden[1, 1].tolist() == [0.0, 0.0]
+
+
+def test_length_batches_cover_every_index_once_with_similar_lengths():
+    lengths = np.array([5, 50, 6, 49, 7, 48, 8, 47])
+    batches = train.length_batches(np.arange(8), lengths, 4, np.random.default_rng(0))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(8))
+    assert sorted(sorted(lengths[b].tolist()) for b in batches) == [[5, 6, 7, 8], [47, 48, 49, 50]]
+
+
+def test_calibrate_bias_fixes_a_shifted_class_and_respects_the_precision_floor():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    logits = np.eye(3)[y] * 2.0 + rng.normal(0, 0.6, (600, 3))
+    logits[:, 2] -= 1.5  # positive pushed down: an offset of about +1.5 undoes it
+    bias, m = train.calibrate_bias(logits, y)
+    assert bias[1] == 0 and 0.8 <= bias[2] <= 2.0
+    assert m["macro_f1"] > train.metrics(y, logits.argmax(1))["macro_f1"]
+    _, strict = train.calibrate_bias(logits, y, min_positive_precision=0.97)
+    assert strict["per_class"]["positive"]["precision"] >= 0.97
+    with pytest.raises(ValueError, match="positive precision"):
+        train.calibrate_bias(logits, y, min_positive_precision=1.01)
+
+
+def test_logit_offset_only_moves_the_last_bias():
+    head = exp.SentimentHead(8, 4)
+    shifted = train.with_logit_offset(head, np.array([0.5, 0.0, -1.0]))
+    x = torch.randn(2, 8)
+    with torch.no_grad():
+        assert torch.allclose(shifted(x) - head.eval()(x), torch.tensor([[0.5, 0.0, -1.0]] * 2), atol=1e-6)
+
+
+def test_export_serves_the_finetuned_layers_named_by_the_head(encoder_dir, tmp_path):
+    encoder = exp.load_encoder(encoder_dir)
+    with torch.no_grad():
+        for p in encoder.encoder.layer[1].parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    head_path = make_random_head(tmp_path / "sentiment_head.safetensors")
+    head, layers = exp.load_head(head_path)
+    exp.save_encoder_layers(encoder, [1], tmp_path / exp.ENCODER_TOP_PATH.name)
+    plain = exp.build_torch_classifier(encoder_dir, head_path)
+    exp.save_head(head, head_path, layers, {"finetuned_layers": json.dumps([1])})
+    tuned = exp.build_torch_classifier(encoder_dir, head_path)
+    for name, value in encoder.state_dict().items():
+        assert torch.equal(tuned.pooled.encoder.state_dict()[name], value), name
+    ids = torch.tensor([[2, 5, 6, 3]])
+    with torch.no_grad():
+        assert not torch.allclose(plain(ids, torch.ones_like(ids)), tuned(ids, torch.ones_like(ids)))
+    out = tmp_path / "onnx"
+    exp.export_onnx(out, encoder_dir=encoder_dir, head_path=head_path)
+    report = exp.parity_report(out, encoder_dir=encoder_dir, head_path=head_path, texts=("good", "bad flight today"))
+    assert report["ok"], report
+    (tmp_path / exp.ENCODER_TOP_PATH.name).unlink()
+    with pytest.raises(FileNotFoundError, match="--finetune"):
+        exp.build_torch_classifier(encoder_dir, head_path)
+
+
+def test_export_writes_the_fused_bert_graph(encoder_dir, tmp_path):
+    head_path = make_random_head(tmp_path / "head.safetensors")
+    exp.export_onnx(tmp_path / "onnx", encoder_dir=encoder_dir, head_path=head_path)
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.node}
+    assert exp.graph_optimizer() == "bert"
+    assert {"Attention", "SkipLayerNormalization"} <= ops, sorted(ops)
+    fusions = json.loads((tmp_path / "onnx" / "sentiment_head.json").read_text())["graph_fusions"]
+    assert fusions["Attention"] == 2
