@@ -57,9 +57,9 @@ _CSV_MAX_AGE_S = 3600
 
 
 def _backend():
-    """models.attention, imported on first use so the site still starts while it is being built."""
+    """models.backend (in-process or the Ray cluster), imported on first use so the site still starts while it is being built."""
     try:
-        return importlib.import_module("models.attention")
+        return importlib.import_module("models.backend")
     except ImportError as exc:
         raise user_error(RuntimeError(f"The attention backend is not available on this server ({exc}).")) from exc
 

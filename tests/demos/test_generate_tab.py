@@ -47,7 +47,6 @@ def test_ui_handler_streams_into_chat_and_reports_speed(tiny_llama, tiny_registr
     lm = OnnxCausalLM("tiny-llama")
     lm.eos_ids = set()
     monkeypatch.setattr(generation, "get_generator", lambda model_id=None: lm)
-    monkeypatch.setattr(tab, "get_generator", lambda model_id=None: lm)
     outputs = list(tab.run_generation("The cat", "chat", [], "", 5, 0, 50, 1.0, 1.0, 3, ""))
     chat, text, badge, table, share = outputs[-1]
     assert chat[-1]["role"] == "assistant" and chat[-1]["content"] == text
