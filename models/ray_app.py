@@ -102,12 +102,13 @@ class _Replica:
         self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=DEFAULTS[self.kind].max_ongoing + 2,
                                            thread_name_prefix=self.kind)
-        self.key = serve.get_replica_context().replica_id.unique_id
+        replica = serve.get_replica_context().replica_id
+        self.key, self.app = replica.unique_id, replica.deployment_id.app_name
         self.stats = stats_actor()
         threading.Thread(target=self._heartbeat, daemon=True, name="replica-heartbeat").start()
 
     def _entry(self) -> dict:
-        return {"deployment": self.kind, "pid": os.getpid(), "node": ray.util.get_node_ip_address(),
+        return {"deployment": self.kind, "app": self.app, "pid": os.getpid(), "node": ray.util.get_node_ip_address(),
                 "active": self.active, "threads": os.environ.get("ORT_NUM_THREADS", ""), "models": self.sessions}
 
     def _report(self) -> None:
@@ -303,13 +304,14 @@ def build_apps(kinds=tuple(REPLICA_CLASSES), overrides: dict | None = None) -> d
     return apps
 
 
-def deploy(address: str, kinds=tuple(REPLICA_CLASSES), overrides: dict | None = None) -> None:
-    """Deploy (or update) the apps and return once their replicas run."""
+def deploy(address: str, kinds=tuple(REPLICA_CLASSES), overrides: dict | None = None, suffix: str = "") -> None:
+    """Deploy (or update) the apps and return once their replicas run. A suffix deploys a second copy under
+    other app names (the scaling benchmark runs "classifier" and "classifier-1" side by side)."""
     ray.init(address=address, namespace="serve", log_to_driver=False, ignore_reinit_error=True)
     serve.start(proxy_location="Disabled")  # no HTTP: the Gradio front is the one public URL
     stats_actor()
     for name, app in build_apps(kinds, overrides).items():
-        serve.run(app, name=name, route_prefix=None, blocking=False)
+        serve.run(app, name=name + suffix, route_prefix=None, blocking=False)
 
 
 def cluster_status() -> dict:

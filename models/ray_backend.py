@@ -51,11 +51,21 @@ def _lost_message(what: str) -> str:
             "the text so far is kept — press the button again to retry")
 
 
+def apply_delta(update: Update, delta: dict) -> Update:
+    """The front's copy of the replica's Update after one models.ray_app.update_delta message."""
+    update.text = update.text + delta["text"] if delta["append"] else delta["text"]
+    update.tokens.extend(delta["tokens"])
+    for key in ("ttft_ms", "tokens_per_s", "n_tokens", "finish_reason", "note"):
+        setattr(update, key, delta[key])
+    return update
+
+
 class RayBackend:
     name = "ray"
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, app_suffix: str = ""):
         self.address = address
+        self.app_suffix = app_suffix  # another copy of the apps (models.ray_app.deploy(suffix=...)): benchmarks
         self._lock = threading.Lock()
         self._handles: dict[str, serve.handle.DeploymentHandle] = {}
         self._connected = False
@@ -78,7 +88,7 @@ class RayBackend:
         self._connect()
         with self._lock:
             if app not in self._handles:
-                self._handles[app] = serve.get_app_handle(app)
+                self._handles[app] = serve.get_app_handle(app + self.app_suffix)
             return self._handles[app]
 
     # ------------------------------------------------------------------ calls with retry
@@ -129,11 +139,7 @@ class RayBackend:
         update = Update(text="")
         for delta in self._stream("decoder", "generate", "answer", prompt, settings, mode, history, system_prompt,
                                   alternatives):
-            update.text = update.text + delta["text"] if delta["append"] else delta["text"]
-            update.tokens.extend(delta["tokens"])
-            for key in ("ttft_ms", "tokens_per_s", "n_tokens", "finish_reason", "note"):
-                setattr(update, key, delta[key])
-            yield update
+            yield apply_delta(update, delta)
             if should_stop and should_stop():
                 return  # closing the stream cancels it on the replica
 
@@ -200,7 +206,8 @@ class RayBackend:
         return ModelInfo("ray replica", "unknown")  # nothing reported yet: the badge still renders
 
     def active_generations(self) -> int:
-        return sum(r["active"] for r in self.replicas() if r["deployment"] in ("decoder", "translator"))
+        return sum(r["active"] for r in self.replicas() if r["deployment"] in ("decoder", "translator")
+                   and r["app"] == r["deployment"] + self.app_suffix)
 
     def health(self) -> dict:
         """Backend section of /health: Serve's application status and replica counts, plus each replica."""

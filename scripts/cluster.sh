@@ -30,7 +30,7 @@ start() {
     --include-dashboard=false --disable-usage-stats --object-store-memory=200000000 >"$RUN_DIR/ray.log" 2>&1 \
     || { cat "$RUN_DIR/ray.log"; exit 1; }
   echo "ray head at $ADDRESS"
-  "$PY" -m models.ray_app deploy --address "$ADDRESS" || { stop; exit 1; }
+  "$PY" -m models.ray_app deploy --address "$ADDRESS" --apps "${LAB_RAY_APPS:-decoder,classifier,translator}" || { stop; exit 1; }
   if [[ "${1:-}" != "--no-front" ]]; then
     LAB_BACKEND=ray nohup "$PY" app.py --no-export --host 127.0.0.1 --port "$FRONT_PORT" >"$RUN_DIR/front.log" 2>&1 &
     echo $! >"$RUN_DIR/front.pid"
