@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import gradio as gr
 
 from demos.common import badge, query_param, user_error
-from models.backend import generate, model_info
+from models.backend import decoder_slots, generate, model_info
 from models.generation import GENERATION_MODEL, MAX_PROMPT_CHARS
 from models.sampling import MAX_NEW_TOKENS_LIMIT, SamplingSettings
 
@@ -174,13 +174,13 @@ def build(demo: gr.Blocks) -> None:
     outputs = [chatbot, completion, status, alternatives, share]
     run_inputs = [prompt, mode, chatbot] + settings
     run_event = run_btn.click(run_generation, run_inputs, outputs, api_visibility="private",
-                              concurrency_limit=2, concurrency_id="decoder")
+                              concurrency_limit=decoder_slots(), concurrency_id="decoder")
     submit_event = prompt.submit(run_generation, run_inputs, outputs, api_visibility="private",
-                                 concurrency_limit=2, concurrency_id="decoder")
+                                 concurrency_limit=decoder_slots(), concurrency_id="decoder")
     stop_btn.click(None, None, None, cancels=[run_event, submit_event], api_visibility="private")
     clear_btn.click(lambda: ([], "", "", [], ""), None, outputs, api_visibility="private")
     share.change(None, share, None, js="(q) => { if (q) { history.replaceState(null, '', q); } }",
                  api_visibility="private")
-    gr.api(generate_api, api_name="generate", concurrency_limit=2, concurrency_id="decoder")
+    gr.api(generate_api, api_name="generate", concurrency_limit=decoder_slots(), concurrency_id="decoder")
     demo.load(apply_query, None, [prompt, mode, system, max_new, temperature, top_k, top_p, rep, seed, stop],
               api_visibility="private", show_progress="hidden")

@@ -9,7 +9,7 @@ import gradio as gr
 from demos.common import badge, user_error
 from models.languages import LANGUAGES, display_choices
 from models.paths import REPO_ROOT
-from models.backend import model_info, translate_stream
+from models.backend import decoder_slots, model_info, translate_stream
 from models.translate import MAX_INPUT_CHARS, TRANSLATION_MODEL
 
 SCORES_FILE = REPO_ROOT / "eval" / "results" / "translation_scores.json"
@@ -99,7 +99,7 @@ def build(demo: gr.Blocks) -> None:
         gr.Markdown(model_card())
 
     event = run_btn.click(run_translation, [text, source, target], [output, status], api_visibility="private",
-                          concurrency_limit=2, concurrency_id="decoder")
+                          concurrency_limit=decoder_slots(), concurrency_id="decoder")
     stop_btn.click(None, None, None, cancels=[event], api_visibility="private")
     swap_btn.click(swap, [source, target, text, output], [source, target, text, output], api_visibility="private")
-    gr.api(translate_api, api_name="translate", concurrency_limit=2, concurrency_id="decoder")
+    gr.api(translate_api, api_name="translate", concurrency_limit=decoder_slots(), concurrency_id="decoder")

@@ -27,6 +27,24 @@ class ModelInfo:
     precision: str
 
 
+LOCAL_DECODER_SLOTS = 2  # generate/translate streams at once in-process: one per core of a 2-core box
+
+
+def decoder_slots() -> int:
+    """How many generate/translate streams the front runs at once (its Gradio concurrency limit). Local: the
+    2 slots the in-process decoder has; ray: what the decoder replicas take together (replicas x
+    max_ongoing as `deploy` reads them from the same environment), or LAB_DECODER_SLOTS."""
+    configured = os.environ.get("LAB_DECODER_SLOTS", "").strip()
+    if configured:
+        return max(1, int(configured))
+    if backend_name() != "ray":
+        return LOCAL_DECODER_SLOTS
+    from models.ray_app import settings_from_env
+
+    settings = settings_from_env("decoder")
+    return (settings.autoscale[1] if settings.autoscale else settings.replicas) * settings.max_ongoing
+
+
 def backend_name() -> str:
     name = os.environ.get("LAB_BACKEND", "local").strip().lower() or "local"
     if name not in BACKENDS:

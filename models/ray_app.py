@@ -170,11 +170,6 @@ class _Replica:
     def describe(self) -> dict:
         return self._entry()
 
-    def check_health(self) -> None:
-        """Serve calls this every health_check_period_s; a replica whose pool is wedged is replaced."""
-        if self.executor._shutdown:
-            raise RuntimeError("the replica's worker pool is shut down")
-
 
 def update_delta(update, sent: dict) -> dict:
     """The part of a generation Update the front has not seen yet (the full token list every step would

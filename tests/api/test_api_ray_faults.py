@@ -80,8 +80,8 @@ def test_killing_a_decoder_replica_mid_load_loses_no_request(ray_site_url):  # n
                   "recovery_s": None if recovery is None else round(time.monotonic() - killed_at, 1)}
         record("decoder_kill", counts)
         assert not lost, f"requests lost: {lost} ({counts})"
-        # at most the streams that replica was serving: the front streams 2 generations at a time
-        assert ok + cut_short == len(jobs) and cut_short <= 2, counts
+        # at most the streams that replica was serving (max_ongoing 8)
+        assert ok + cut_short == len(jobs) and cut_short <= 8, counts
         assert recovery is not None, f"the decoder was not back to 2 replicas within {RECOVERY_LIMIT_S} s ({counts})"
     finally:
         client.close()

@@ -104,3 +104,16 @@ def test_the_footer_names_the_backend_and_replica_states():
             "classifier": {"status": "HEALTHY", "replica_states": {"RUNNING": 2}}}
     text = backend_text({"name": "ray", "address": "h:1", "applications": apps})
     assert text == "Ray Serve at h:1: classifier 2 running [healthy]; decoder 1 running (1 starting) [upscaling]"
+
+
+def test_the_front_runs_as_many_streams_as_the_decoder_replicas_take(monkeypatch):
+    monkeypatch.delenv("LAB_DECODER_SLOTS", raising=False)
+    monkeypatch.delenv("LAB_BACKEND", raising=False)
+    assert backend.decoder_slots() == backend.LOCAL_DECODER_SLOTS
+    monkeypatch.setenv("LAB_BACKEND", "ray")
+    monkeypatch.setenv("LAB_RAY_DECODER_REPLICAS", "3")
+    assert backend.decoder_slots() == 3 * 8  # replicas x max_ongoing
+    monkeypatch.setenv("LAB_RAY_DECODER_AUTOSCALE", "1:5")
+    assert backend.decoder_slots() == 5 * 8
+    monkeypatch.setenv("LAB_DECODER_SLOTS", "6")
+    assert backend.decoder_slots() == 6
