@@ -118,9 +118,14 @@ class LocalBackend:
         return {"name": self.name}
 
     def active_generations(self) -> int:
-        from models.generation import ACTIVE
+        """Decode loops running in this process (the decode engine's count once it is there)."""
+        try:
+            from models.engine import active_sequences
+        except ImportError:  # the per-request decode loop, before the continuous-batching engine
+            from models.generation import ACTIVE
 
-        return ACTIVE.value
+            return ACTIVE.value
+        return active_sequences()
 
 
 def _attention_module():
