@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test install models check bench bench-peers clean-models
+.PHONY: run test install models check bench bench-peers clean-models cluster cluster-stop
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.txt
 	python3 -m venv $(VENV)
@@ -21,18 +21,30 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.tx
 
 install: $(VENV)/.installed
 
+# the optional `ray` backend (docs/scale-out.md): the tests run the API checks against it too
+$(VENV)/.ray-installed: $(VENV)/.installed requirements-ray.txt
+	$(PY) -m pip install --quiet -r requirements-ray.txt
+	touch $@
+
 models: install
 	$(PY) -m export
 
 run: models
 	$(PY) app.py --host 127.0.0.1
 
-test: models
+test: models $(VENV)/.ray-installed
 	bash scripts/ensure_browser.sh
 	$(PY) -m pytest
 
 check: models
 	$(PY) -m export --check
+
+# Ray head + Serve replicas + the Gradio front on 127.0.0.1 (scripts/cluster.sh); cluster-stop ends all of it
+cluster: models $(VENV)/.ray-installed
+	bash scripts/cluster.sh start
+
+cluster-stop:
+	bash scripts/cluster.sh stop
 
 bench: models
 	$(PY) -m bench all

@@ -25,6 +25,7 @@ from demos import attention_figures as figures
 from demos.attention_views import VIEWS, ViewRequest, heatmap_view, stats_table
 from demos.common import user_error
 from models import attention as backend
+from models import backend as serving  # in-process or the Ray cluster (LAB_BACKEND)
 from models import attention_analysis as analysis
 from models.attention_analysis import AttentionAnalysis
 from models.languages import display_choices
@@ -149,7 +150,7 @@ def _after_run(a: AttentionAnalysis, view, layer, head, selected, mode, per_head
 def run_model(text, model_id, layer, head, view, selected, mode, per_head_scale, image_format):
     """Run the model once, keep the analysis, draw the chosen view."""
     text, model_id = _check_text(text), _check_model(model_id)
-    a = _call(lambda: analysis.analyse(backend.attention_for_text(text, model_id)))
+    a = _call(lambda: analysis.analyse(serving.attention_for_text(text, model_id)))
     view = "heatmap" if view == "alignment" else (view or "heatmap")
     return _after_run(a, view, layer, head, selected, mode, per_head_scale, image_format, None)
 
@@ -159,7 +160,7 @@ def run_translation(text, source, target, layer, head, selected, mode, per_head_
     text = _check_text(text)
     if source == target:
         raise gr.Error("Source and target language are the same. 源语言和目标语言相同。")
-    a = _call(lambda: analysis.analyse(backend.translation_attention(text, source, target)))
+    a = _call(lambda: analysis.analyse(serving.translation_attention(text, source, target)))
     if a.result.source_span is None or a.result.target_span is None:
         raise gr.Error("The translation came back empty, so there is nothing to align. 译文为空，无法对齐。")
     align_range = (0, a.layers - 1)  # all layers: no layer choice is known to be best for every sentence
@@ -186,7 +187,7 @@ def attention_api(text: str, model_id: str, layer: int, head: int):
     if layer is None or head is None:
         raise gr.Error("layer and head are required (head -1 = average of all heads).")
     layer, head = _whole_number(layer, "layer"), _whole_number(head, "head")
-    a = _call(lambda: analysis.analyse(backend.attention_for_text(text, model_id)))
+    a = _call(lambda: analysis.analyse(serving.attention_for_text(text, model_id)))
     shown = heatmap_view(a, _request(a, layer, head))
     return _plot(shown.figure, shown.stem, "png"), shown.csv
 

@@ -12,7 +12,7 @@ import gradio as gr
 from demos.common import user_error
 import pandas as pd
 
-from models import sentiment
+from models import backend, sentiment
 from models.runtime import RuntimeUnavailable
 
 EXAMPLES = [
@@ -31,7 +31,7 @@ def _fail(exc: Exception) -> gr.Error:
 def classify_text(text: str) -> dict[str, float]:
     """Label with confidences for one text (the public `classify` API)."""
     try:
-        probs, _ = sentiment.classify_one(text or "")
+        probs, _ = backend.classify_one(text or "")
     except (ValueError, RuntimeUnavailable) as exc:
         raise _fail(exc) from None
     return probs
@@ -40,8 +40,8 @@ def classify_text(text: str) -> dict[str, float]:
 def explain_text(text: str):
     """Occlusion saliency, scaled to [-1, 1] for the colour scale, and a note for the reader."""
     try:
-        scores = sentiment.saliency(text or "")
-        _, note = sentiment.classify_one(text or "")
+        scores = backend.saliency(text or "")
+        _, note = backend.classify_one(text or "")
     except (ValueError, RuntimeUnavailable) as exc:
         raise _fail(exc) from None
     biggest = max((abs(s) for _, s in scores), default=0.0)
@@ -60,7 +60,7 @@ def classify_batch(upload, pasted: str, progress=gr.Progress()):
     try:
         texts = sentiment.parse_batch(Path(upload) if upload else source)
         progress(0, desc=f"Classifying {len(texts):,} texts")
-        rows = sentiment.batch_rows(
+        rows = backend.batch_rows(
             texts, progress=lambda done, total: progress(done / total, desc=f"{done:,} / {total:,} texts"))
     except (ValueError, RuntimeUnavailable) as exc:
         raise _fail(exc) from None

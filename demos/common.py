@@ -42,7 +42,7 @@ def query_param(request: gr.Request | None, name: str, default: str | None = Non
 def decoder_queue(model_id: str) -> dict:
     """Queue settings for events that stream from a decoder: one concurrency group per model, as wide as its
     engine's slots (models.engine), so every running visitor shares the batched step and the rest see their
-    queue position (or "busy" past LAB_QUEUE_SIZE)."""
-    from models.engine import engine_slots
+    queue position (or "busy" past LAB_QUEUE_SIZE). With the Ray backend: what the decoder replicas take."""
+    from models.backend import decoder_slots
 
-    return {"concurrency_limit": engine_slots(), "concurrency_id": f"decoder:{model_id}"}
+    return {"concurrency_limit": decoder_slots(), "concurrency_id": f"decoder:{model_id}"}

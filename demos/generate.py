@@ -9,7 +9,8 @@ from urllib.parse import urlencode
 import gradio as gr
 
 from demos.common import badge, decoder_queue, query_param, user_error
-from models.generation import GENERATION_MODEL, MAX_PROMPT_CHARS, generate, get_generator
+from models.backend import generate, model_info
+from models.generation import GENERATION_MODEL, MAX_PROMPT_CHARS
 from models.sampling import MAX_NEW_TOKENS_LIMIT, SamplingSettings
 
 DEFAULTS = SamplingSettings()
@@ -78,13 +79,13 @@ def run_generation(prompt, mode, history, system, max_new_tokens, temperature, t
         raw_history = [{"role": m["role"], "content": html.unescape(m["content"])} for m in history or []
                        if isinstance(m, dict) and isinstance(m.get("content"), str)]
         stream = generate(prompt, settings, mode=mode, history=raw_history, system_prompt=system)
-        lm = get_generator()
+        info = model_info(GENERATION_MODEL)
         share = share_query(prompt, mode, system, settings, stop)
         chat = list(history or []) + [{"role": "user", "content": html.escape(prompt)},
                                       {"role": "assistant", "content": ""}]
         for update in stream:
             chat[-1]["content"] = html.escape(update.text)
-            line = badge(lm.info.provider, lm.info.precision, update.tokens_per_s, update.ttft_ms,
+            line = badge(info.provider, info.precision, update.tokens_per_s, update.ttft_ms,
                          extra=f"{update.n_tokens} tokens · seed {settings.seed}" + (f" · {update.note}" if update.note else ""))
             yield (chat if mode == "chat" else history, update.text, line, alternatives_rows(update.tokens), share)
     except ValueError as exc:

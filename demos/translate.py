@@ -9,7 +9,8 @@ import gradio as gr
 from demos.common import badge, decoder_queue, user_error
 from models.languages import LANGUAGES, display_choices
 from models.paths import REPO_ROOT
-from models.translate import MAX_INPUT_CHARS, TRANSLATION_MODEL, get_translator, translate_stream
+from models.backend import model_info, translate_stream
+from models.translate import MAX_INPUT_CHARS, TRANSLATION_MODEL
 
 SCORES_FILE = REPO_ROOT / "eval" / "results" / "translation_scores.json"
 EXAMPLES = [
@@ -48,13 +49,13 @@ def model_card() -> str:
 def run_translation(text: str, source: str, target: str):
     """UI handler: streams (translation, badge)."""
     try:
-        lm = get_translator()
+        info = model_info(TRANSLATION_MODEL)
         update = None
         for update in translate_stream(text, source, target):
             extra = f"{update.segments_done}/{update.segments_total} segments · {update.tokens} tokens"
             if update.note:
                 extra += f" · {update.note}"
-            yield update.text, badge(lm.info.provider, lm.info.precision, update.tokens_per_s, update.ttft_ms, extra)
+            yield update.text, badge(info.provider, info.precision, update.tokens_per_s, update.ttft_ms, extra)
     except ValueError as exc:
         raise user_error(exc) from None
 

@@ -1,6 +1,9 @@
-"""What is exported, what is loaded and on which provider: for /health and the status line."""
+"""What is exported, what is loaded and on which provider, and which backend serves: for /health and the
+status line."""
 from __future__ import annotations
 
+from models.backend import get_backend
+from models.engine import engine_stats
 from models.registry import REGISTRY
 from models.runtime import loaded_sessions, manifest, runtime_summary, RuntimeUnavailable
 
@@ -18,7 +21,7 @@ def failed_gate_warning(model_id: str, path: str) -> str | None:
     return None
 
 
-def health_report() -> dict:
+def _local_models() -> list[dict]:
     loaded = {info.model_id: info for info in loaded_sessions()}
     models = []
     for model_id, spec in REGISTRY.items():
@@ -36,13 +39,35 @@ def health_report() -> dict:
         else:
             entry["loaded"] = False
         models.append(entry)
-    from models.engine import active_sequences, engine_stats
+    return models
 
+
+def _replica_models(replicas: list[dict]) -> list[dict]:
+    """The served models as the replicas report them (the front itself loads none)."""
+    models = {}
+    for replica in replicas:
+        for model_id, info in replica["models"].items():
+            entry = models.setdefault(model_id, {"id": model_id, "task": REGISTRY[model_id].task, "exported": True,
+                                                 "loaded": True, **info, "replicas": 0})
+            entry["replicas"] += 1
+    return list(models.values())
+
+
+def health_report() -> dict:
+    backend = get_backend()
     summary = runtime_summary()
+    served = backend.health()
+    if backend.name == "ray":
+        models = _replica_models(served.get("replicas", []))
+        ok = served["ok"]
+    else:
+        models = _local_models()
+        ok = all(m["exported"] for m in models) and not summary["device_error"]
     return {
-        "status": "ok" if all(m["exported"] for m in models) and not summary["device_error"] else "degraded",
+        "status": "ok" if ok else "degraded",
+        "backend": served,
         "runtime": summary,
         "models": models,
-        "active_generations": active_sequences(),
-        "engines": engine_stats(),
+        "active_generations": backend.active_generations(),
+        "engines": engine_stats() if backend.name != "ray" else [],
     }

@@ -10,6 +10,13 @@ log = logging.getLogger(__name__)
 
 
 def load_all() -> None:
+    """Warm whatever serves the models: these sessions (local backend) or the cluster's handles (ray)."""
+    from models.backend import get_backend
+
+    get_backend().warm_up()
+
+
+def load_sessions() -> None:
     for model_id in REGISTRY:
         try:
             get_session(model_id)

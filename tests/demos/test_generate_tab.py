@@ -45,7 +45,6 @@ def test_malformed_share_links_keep_defaults():
 def test_ui_handler_streams_into_chat_and_reports_speed(tiny_llama, make_engine, monkeypatch):
     lm = make_engine("tiny-llama", eos=False)
     monkeypatch.setattr(generation, "get_generator", lambda model_id=None: lm)
-    monkeypatch.setattr(tab, "get_generator", lambda model_id=None: lm)
     outputs = list(tab.run_generation("The cat", "chat", [], "", 5, 0, 50, 1.0, 1.0, 3, ""))
     chat, text, badge, table, share = outputs[-1]
     assert chat[-1]["role"] == "assistant" and chat[-1]["content"] == text
