@@ -34,6 +34,9 @@ MAX_UPLOAD = "5mb"  # batch CSVs; anything larger is refused before it reaches a
 # Beyond this many waiting requests visitors get a clear "queue is full" at once instead of a minute's wait:
 # with 2 decoder slots on 2 cores, a 20-client load test queued generate/translate for 40-55 s at 48.
 QUEUE_SIZE = int(os.environ.get("LAB_QUEUE_SIZE", "16"))
+# Gradio keeps a copy of every uploaded and downloadable file: every 10 minutes, drop those older than an hour
+# (the same hour demos/downloads.py gives its own files), so a long-running site's temp files stay bounded.
+DELETE_CACHE = (600, 3600)
 
 
 def select_tab_from_url(request: gr.Request):
@@ -43,7 +46,7 @@ def select_tab_from_url(request: gr.Request):
 
 
 def build_site() -> gr.Blocks:
-    with gr.Blocks(title="大模型创业 lab · LLM startup lab") as demo:
+    with gr.Blocks(title="大模型创业 lab · LLM startup lab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# 大模型创业 lab · LLM startup lab\n"
                     "Try real transformer models, served by ONNX Runtime, and work out what building on them costs. "
                     "在浏览器里试用真实的 Transformer 模型，并估算基于大模型创业的成本。")

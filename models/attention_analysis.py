@@ -7,14 +7,11 @@ above the diagonal). Bad arguments raise ValueError with a message the UI can sh
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 
 import numpy as np
 
-# Spreadsheets run cells that start with these as formulas (CSV injection); tab/CR are in OWASP's list too.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+from models.csv_export import csv_safe, table_to_csv  # noqa: F401  (the one CSV writer; re-exported for the tab)
 
 
 # --------------------------------------------------------------------------- selecting matrices
@@ -302,22 +299,6 @@ def translation_alignment(
 
 
 # --------------------------------------------------------------------------- export
-
-
-def csv_safe(value):
-    """Strings that a spreadsheet would run as a formula get a leading apostrophe; numbers pass through."""
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def table_to_csv(header: list[str], rows: list[list]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([csv_safe(h) for h in header])
-    for row in rows:
-        writer.writerow([csv_safe(v) for v in row])
-    return buffer.getvalue()
 
 
 def matrix_to_csv(
