@@ -4,11 +4,12 @@ Everything here is plain Python over models.decoding; demos/generate.py only ren
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from models import runtime
+from models.activity import GENERATIONS
 from models.decoding import GenerationStats, OnnxCausalLM
 from models.sampling import SamplingSettings
 
@@ -23,23 +24,7 @@ def get_generator(model_id: str = GENERATION_MODEL) -> OnnxCausalLM:
     return OnnxCausalLM(model_id)
 
 
-class _ActiveCounter:
-    """How many decode loops are running right now (shown by /health; tests use it to prove Stop stops)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def __enter__(self):
-        with self._lock:
-            self.value += 1
-
-    def __exit__(self, *exc):
-        with self._lock:
-            self.value -= 1
-
-
-ACTIVE = _ActiveCounter()
+ACTIVE = GENERATIONS  # running decode loops of this tab (models.activity)
 
 
 @dataclass
@@ -112,6 +97,7 @@ def generate(prompt: str, settings: SamplingSettings, mode: str = "chat", histor
         raise ValueError("the conversation is too long; press Clear to start a new one")
     settings.validate()
     lm = get_generator(model_id)
+    runtime.check_loaded(lm.model_id)  # its file deleted or changed since loaded: a clear refusal, not garbage
     ids, note = build_prompt(lm, mode, prompt, history, system_prompt, reserve=settings.max_new_tokens)
     stats = GenerationStats()
     update = Update(text="", note=note)

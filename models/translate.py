@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from models import runtime
+from models.activity import TRANSLATIONS
 from models.decoding import GenerationStats, OnnxCausalLM
 from models.languages import LANGUAGES, detect_language_scored, parse_language, AUTO
 from models.sampling import SamplingSettings
@@ -83,6 +85,13 @@ def translate_stream(text: str, source: str, target: str,
                      should_stop: Callable[[], bool] | None = None) -> Iterator[TranslationUpdate]:
     text, source, target, note = validate_request(text, source, target)
     lm = get_translator()
+    runtime.check_loaded(lm.model_id)  # its file deleted or changed since loaded: a clear refusal, not garbage
+    with TRANSLATIONS:
+        yield from _translate_segments(lm, text, source, target, note, should_stop)
+
+
+def _translate_segments(lm: OnnxCausalLM, text: str, source: str, target: str, note: str,
+                        should_stop: Callable[[], bool] | None) -> Iterator[TranslationUpdate]:
     segments = split_for_translation(text, SEGMENT_CHARS)
     done: list[str] = []
     stats = GenerationStats()

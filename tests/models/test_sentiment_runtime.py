@@ -42,7 +42,7 @@ def tiny_root(tmp_path_factory):
     out = root / "onnx" / sentiment.MODEL_ID
     export_onnx(out, encoder_dir=enc, head_path=root / "head.safetensors")
     (out / "build.json").write_text(json.dumps(
-        {"variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
+        {"check": {"ok": True}, "variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
     return root
 
 
