@@ -17,7 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-MAX_AGE_S = 3600  # a visitor has an hour to press "download"; Gradio's cached copy lives as long (app.py)
+# A visitor has an hour to press "download"; Gradio's cached copies live as long (app.py). LAB_TEMP_MAX_AGE_S
+# shortens both (the soak test uses it to see the pruning within its run).
+MAX_AGE_S = int(os.environ.get("LAB_TEMP_MAX_AGE_S", "3600"))
 MAX_FILES = 200  # and at most this many files exist at once, whatever the traffic
 _lock = threading.Lock()
 _root: Path | None = None
