@@ -317,7 +317,7 @@ def soak_main(args) -> int:
         os.environ["LAB_TEMP_MAX_AGE_S"] = str(args.temp_max_age)  # recorded in the results
     try:
         return run_soak(url.rstrip("/") + "/", proc.pid if proc else None, temp_root, args.clients, args.minutes,
-                        args.timeout, args.seed, args.json)
+                        args.timeout, args.seed, args.json, args.temp_max_age if proc else None)
     finally:
         if proc:
             proc.terminate()

@@ -186,10 +186,18 @@ def client_loop(soak: Soak, stop_at: float, seed: int) -> None:
                 time.sleep(1.0 + rng.random())  # a person waits a moment before trying again
 
 
-def count_files(root: Path | None) -> int | None:
+def temp_files(root: Path | None) -> dict[str, float]:
+    """Every file under the site's temp dir and its age in seconds (by ctime, as Gradio's cleaner judges it)."""
     if not root or not root.is_dir():
-        return None
-    return sum(1 for p in root.rglob("*") if p.is_file())
+        return {}
+    now, found = time.time(), {}
+    for path in root.rglob("*"):
+        try:
+            if path.is_file():
+                found[str(path)] = now - path.lstat().st_ctime
+        except FileNotFoundError:  # removed while listing
+            continue
+    return found
 
 
 def open_fds(pid: int | None) -> int | None:
@@ -199,18 +207,22 @@ def open_fds(pid: int | None) -> int | None:
         return None
 
 
-def sampler(soak: Soak, pid: int | None, temp_root: Path | None, stop: threading.Event, started: float) -> None:
+def sampler(soak: Soak, pid: int | None, temp_root: Path | None, stop: threading.Event, started: float,
+            baseline: set[str]) -> None:
     while True:
         status, report = health(soak.url)
+        files = temp_files(temp_root)
+        made = [age for path, age in files.items() if path not in baseline]  # by the soak, not the site's start
         soak.samples.append({"t_s": round(time.monotonic() - started), "rss_mb": rss_mb(pid), "open_fds": open_fds(pid),
-                             "temp_files": count_files(temp_root), "health": status,
+                             "temp_files": len(files) if temp_root else None,
+                             "oldest_temp_file_s": round(max(made)) if made else 0, "health": status,
                              "active_generations": report.get("active_generations"),
                              "active_translations": report.get("active_translations")})
         if stop.wait(SAMPLE_EVERY_S):
             return
 
 
-def summarize(soak: Soak, seconds: float, warmup_s: float) -> dict:
+def summarize(soak: Soak, seconds: float, warmup_s: float, temp_max_age_s: float | None) -> dict:
     by: dict[str, list[Outcome]] = defaultdict(list)
     for r in soak.results:
         by[r.scenario].append(r)
@@ -226,9 +238,9 @@ def summarize(soak: Soak, seconds: float, warmup_s: float) -> dict:
     first, last = (samples[0], samples[-1]) if samples else ({}, {})
     growth = (last["rss_mb"] / warm["rss_mb"] - 1) if warm.get("rss_mb") and last.get("rss_mb") else None
     temp = [s["temp_files"] for s in samples if s["temp_files"] is not None]
-    half = [s["temp_files"] for s in samples if s["temp_files"] is not None and s["t_s"] >= seconds / 2]
-    # bounded: the count stops growing once files reach the prune age (it would still climb at the end if not)
-    early = [s["temp_files"] for s in samples if s["temp_files"] is not None and s["t_s"] <= seconds * 2 / 3]
+    # bounded: no file the soak caused outlives the prune age by more than one cleaning round and one sample
+    limit = temp_max_age_s + max(10, temp_max_age_s // 6) + SAMPLE_EVERY_S + 5 if temp_max_age_s else None
+    oldest = max((s["oldest_temp_file_s"] for s in samples), default=None)
     return {
         "seconds": round(seconds), "requests": len(soak.results),
         "outcomes": dict(Counter(r.outcome for r in soak.results)), "scenarios": scenarios,
@@ -239,15 +251,14 @@ def summarize(soak: Soak, seconds: float, warmup_s: float) -> dict:
         "open_fds": {"start": first.get("open_fds"), "end": last.get("open_fds"),
                      "max": max((s["open_fds"] for s in samples if s["open_fds"]), default=None)},
         "temp_files": {"start": first.get("temp_files"), "end": last.get("temp_files"),
-                       "max": max(temp, default=None), "max_second_half": max(half, default=None)},
+                       "max": max(temp, default=None), "oldest_seen_s": oldest, "allowed_age_s": limit},
         "active_at_end": {"generations": last.get("active_generations"),
                           "translations": last.get("active_translations")},
         "goals": {
             "no_unexplained_errors": not unexplained,
             "rss_growth_under_10_percent": growth is not None and growth < 0.10,
             "active_counts_back_to_0": last.get("active_generations") == 0 and last.get("active_translations") == 0,
-            "temp_files_bounded": bool(early) and last.get("temp_files") is not None
-            and last["temp_files"] <= max(early),
+            "temp_files_bounded": limit is not None and oldest is not None and oldest <= limit,
         },
     }
 
@@ -261,7 +272,7 @@ def git_commit() -> str:
 
 
 def run_soak(url: str, pid: int | None, temp_root: Path | None, clients: int, minutes: float, timeout_s: float,
-             seed: int, out: Path | None) -> int:
+             seed: int, out: Path | None, temp_max_age_s: float | None = None) -> int:
     from bench.common import RESULTS_DIR, cpu_name
 
     soak = Soak(url=url, fns=fn_indices(url), timeout_s=timeout_s)
@@ -269,7 +280,8 @@ def run_soak(url: str, pid: int | None, temp_root: Path | None, clients: int, mi
     warmup_s = min(120.0, seconds / 5)  # RSS growth is measured after the sessions and caches have filled
     started = time.monotonic()
     stop = threading.Event()
-    sampling = threading.Thread(target=sampler, args=(soak, pid, temp_root, stop, started), daemon=True)
+    baseline = set(temp_files(temp_root))
+    sampling = threading.Thread(target=sampler, args=(soak, pid, temp_root, stop, started, baseline), daemon=True)
     sampling.start()
     threads = [threading.Thread(target=client_loop, args=(soak, started + seconds, seed * 1000 + i), daemon=True)
                for i in range(clients)]
@@ -287,8 +299,8 @@ def run_soak(url: str, pid: int | None, temp_root: Path | None, clients: int, mi
     sampling.join(SAMPLE_EVERY_S + 20)
     sampler_once = threading.Event()
     sampler_once.set()
-    sampler(soak, pid, temp_root, sampler_once, started)  # the final sample, after settling
-    summary = summarize(soak, time.monotonic() - started, warmup_s)
+    sampler(soak, pid, temp_root, sampler_once, started, baseline)  # the final sample, after settling
+    summary = summarize(soak, time.monotonic() - started, warmup_s, temp_max_age_s)
     payload = {"benchmark": "soak", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit(),
                "device": cpu_name(), "load_average": list(os.getloadavg()),
                "settings": {"clients": clients, "minutes": minutes, "timeout_s": timeout_s, "seed": seed,

@@ -24,6 +24,8 @@ EXAMPLES = [
 
 
 def _fail(exc: Exception) -> gr.Error:
+    if isinstance(exc, TimeoutError):  # the shared batcher waited 60 s (e.g. the model still loading on a busy CPU)
+        return gr.Error("The classifier is busy and did not answer within a minute; please try again.")
     return user_error(exc)
 
 
@@ -31,7 +33,7 @@ def classify_text(text: str) -> dict[str, float]:
     """Label with confidences for one text (the public `classify` API)."""
     try:
         probs, _ = sentiment.classify_one(text or "")
-    except (ValueError, RuntimeUnavailable) as exc:
+    except (ValueError, RuntimeUnavailable, TimeoutError) as exc:
         raise _fail(exc) from None
     return probs
 
@@ -41,7 +43,7 @@ def explain_text(text: str):
     try:
         scores = sentiment.saliency(text or "")
         _, note = sentiment.classify_one(text or "")
-    except (ValueError, RuntimeUnavailable) as exc:
+    except (ValueError, RuntimeUnavailable, TimeoutError) as exc:
         raise _fail(exc) from None
     biggest = max((abs(s) for _, s in scores), default=0.0)
     scale = biggest if biggest > 0 else 1.0

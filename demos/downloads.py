@@ -1,7 +1,8 @@
 """Files the tabs hand to a gr.File for download (classify's results CSV, attention's matrix CSV).
 
 One place writes them, into one temporary directory per site process that never grows without bound:
-each write first removes entries older than MAX_AGE_S and keeps at most MAX_FILES. Gradio copies every
+each write first removes entries older than MAX_AGE_S and keeps at most MAX_FILES, and a background
+thread removes old entries between writes. Gradio copies every
 returned file into its own cache as well; app.py bounds that copy with gr.Blocks(delete_cache=...).
 Each file gets its own sub-directory, so the visitor downloads it under the name the tab chose
 ("sentiment.csv"), while two visitors' files never collide.
@@ -34,7 +35,17 @@ def download_dir() -> Path:
             if parent:
                 Path(parent).mkdir(parents=True, exist_ok=True)
             _root = Path(tempfile.mkdtemp(prefix="lab-downloads-", dir=parent))
+            # old files also go when nobody writes a new one (pruning on write alone would keep the last ones)
+            threading.Thread(target=_prune_forever, args=(_root,), name="downloads-pruner", daemon=True).start()
         return _root
+
+
+def _prune_forever(root: Path) -> None:
+    while root.is_dir():
+        time.sleep(max(10, MAX_AGE_S // 6))  # the rhythm of Gradio's own cache cleaning (app.py)
+        with _lock:
+            if root.is_dir():
+                _prune(root)
 
 
 def _prune(root: Path) -> None:

@@ -113,6 +113,7 @@ def create_session(path: Path, dev: str | None = None) -> ort.InferenceSession:
 
 _lock = threading.RLock()  # re-entrant: check_loaded runs both inside get_session_info and alone
 _sessions: dict[tuple[str, str], tuple[ort.InferenceSession, SessionInfo]] = {}
+_loading: dict[tuple[str, str], threading.Lock] = {}  # one per model variant: loads of different models overlap
 _fingerprints: dict[tuple[str, str], tuple] = {}  # what the files of each loaded session looked like on disk
 _problems: dict[str, str] = {}  # model id -> why it could not be served (last failure), for /health
 _allow_unchecked = False
@@ -248,17 +249,26 @@ def get_session_info(model_id: str, variant: str = "default") -> tuple[ort.Infer
     when the model cannot be served: not exported, unchecked, file missing, damaged, or changed since loaded."""
     get_spec(model_id)  # unknown ids fail with the list of known ones
     key = (model_id, variant)
-    with _lock:
-        try:
+    try:
+        with _lock:
             if key in _sessions:
                 check_loaded(model_id)
-            else:
-                _sessions[key] = _load(key)
-        except RuntimeUnavailable as exc:
-            _problems[model_id] = str(exc)
-            raise
-        _problems.pop(model_id, None)
-        return _sessions[key]
+                return _sessions[key]
+            loading = _loading.setdefault(key, threading.Lock())
+        # Loading a large graph takes seconds to minutes on a busy CPU: only callers of this model wait for it
+        # (a soak run saw classify time out behind the warm-up's load of the translator under one global lock).
+        with loading:
+            with _lock:
+                if key in _sessions:
+                    return _sessions[key]
+            loaded = _load(key)
+            with _lock:
+                _sessions[key] = loaded
+                _problems.pop(model_id, None)
+                return loaded
+    except RuntimeUnavailable as exc:
+        _problems[model_id] = str(exc)
+        raise
 
 
 def check_loaded(model_id: str) -> None:
