@@ -161,7 +161,10 @@ def refuse_unchecked(model_id: str, built: dict, variant: str) -> None:
             f"model {model_id!r} failed its parity check against PyTorch ({check.get('summary', 'see build.json')}), "
             f"so it is not served; see `python -m export --check --only {model_id}` and rebuild with "
             f"`python -m export --only {model_id} --force`")
-    verdict = built.get("variants", {}).get(variant, {}).get("check", {})
+    entry = built.get("variants", {}).get(variant, {})
+    # a variant (re)written after the check (python -m export.quantize) still carries its own gate verdict
+    verdict = entry.get("check") or ({"pass": entry["gate"].get("pass"), "by": "quality gate against fp32"}
+                                     if isinstance(entry.get("gate"), dict) else {})
     if verdict.get("pass") is False:
         raise RuntimeUnavailable(
             f"variant {variant!r} of model {model_id!r} failed its check ({verdict.get('by', 'quality gate')}), so "
