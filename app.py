@@ -17,7 +17,7 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from demos import attention, classify, costs_tab, generate, guide, status, translate
+from demos import attention, classify, costs_tab, downloads, generate, guide, status, translate
 from models.health import health_report
 
 # (label, id, builder). Ids are part of the public URL scheme: keep them stable.
@@ -34,6 +34,9 @@ MAX_UPLOAD = "5mb"  # batch CSVs; anything larger is refused before it reaches a
 # Beyond this many waiting requests visitors get a clear "queue is full" at once instead of a minute's wait:
 # with 2 decoder slots on 2 cores, a 20-client load test queued generate/translate for 40-55 s at 48.
 QUEUE_SIZE = int(os.environ.get("LAB_QUEUE_SIZE", "16"))
+# Gradio keeps a copy of every uploaded and downloadable file: drop those older than the age demos/downloads.py
+# gives its own files (an hour; LAB_TEMP_MAX_AGE_S), checked six times per age, so temp files stay bounded.
+DELETE_CACHE = (max(10, downloads.MAX_AGE_S // 6), downloads.MAX_AGE_S)
 
 
 def select_tab_from_url(request: gr.Request):
@@ -43,7 +46,7 @@ def select_tab_from_url(request: gr.Request):
 
 
 def build_site() -> gr.Blocks:
-    with gr.Blocks(title="大模型创业 lab · LLM startup lab") as demo:
+    with gr.Blocks(title="大模型创业 lab · LLM startup lab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# 大模型创业 lab · LLM startup lab\n"
                     "Try real transformer models, served by ONNX Runtime, and work out what building on them costs. "
                     "在浏览器里试用真实的 Transformer 模型，并估算基于大模型创业的成本。")

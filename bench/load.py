@@ -2,6 +2,7 @@
 
     python -m bench.load --url http://127.0.0.1:7860/ --clients 20 --seconds 60
     python -m bench.load --clients 20 --seconds 60        # starts the site itself (app.py --no-export)
+    python -m bench.load --soak --minutes 30 --clients 6  # soak: cancels, uploads, bad input; RSS, fds, temp files
 
 Each client is a closed loop (send, wait for the whole answer, send the next) over gradio's REST protocol
 (POST /gradio_api/call/<api>, then read the event stream), so what it measures is what any HTTP client sees,
@@ -170,13 +171,14 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
-def start_site(timeout_s: float = 300) -> tuple[subprocess.Popen, str]:
+def start_site(timeout_s: float = 300, extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     (REPO / "artifacts").mkdir(exist_ok=True)
     log = open(REPO / "artifacts" / "bench-load-site.log", "w")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+               **(extra_env or {}))
     proc = subprocess.Popen([sys.executable, "app.py", "--no-export", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -245,7 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--busy-backoff", type=float, default=2.0, help="seconds a client waits after a busy answer")
     parser.add_argument("--json", type=Path, help="also write the summary as JSON here")
+    parser.add_argument("--soak", action="store_true", help="soak mode (bench/soak.py): mixed visitors for --minutes")
+    parser.add_argument("--minutes", type=float, default=30, help="soak duration (default 30)")
+    parser.add_argument("--temp-max-age", type=int, default=300,
+                        help="soak: LAB_TEMP_MAX_AGE_S of the site it starts, so temp-file pruning shows within the run")
     args = parser.parse_args(argv)
+    if args.soak:
+        return soak_main(args)
 
     mix = dict(part.split("=") for part in args.mix.split(","))
     apis, weights = list(mix), [float(w) for w in mix.values()]
@@ -285,6 +293,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(summary, indent=2))
         return 0 if status == 200 else 1
+    finally:
+        if proc:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def soak_main(args) -> int:
+    import tempfile
+
+    from bench.soak import run_soak
+
+    proc, temp_root = None, None
+    url = args.url
+    if not url:
+        temp_root = Path(tempfile.mkdtemp(prefix="lab-soak-gradio-"))  # the site's temp files, counted exactly
+        print(f"starting the site (app.py --no-export), GRADIO_TEMP_DIR={temp_root}...", flush=True)
+        proc, url = start_site(extra_env={"GRADIO_TEMP_DIR": str(temp_root),
+                                          "LAB_TEMP_MAX_AGE_S": str(args.temp_max_age)})
+        os.environ["LAB_TEMP_MAX_AGE_S"] = str(args.temp_max_age)  # recorded in the results
+    try:
+        return run_soak(url.rstrip("/") + "/", proc.pid if proc else None, temp_root, args.clients, args.minutes,
+                        args.timeout, args.seed, args.json, args.temp_max_age if proc else None)
     finally:
         if proc:
             proc.terminate()

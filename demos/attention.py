@@ -9,12 +9,9 @@ lays out the tab. API: `attention` takes (text, model_id, layer, head) and retur
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
-import tempfile
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -24,6 +21,7 @@ from gradio.components.plot import PlotData
 from demos import attention_figures as figures
 from demos.attention_views import VIEWS, ViewRequest, heatmap_view, stats_table
 from demos.common import user_error
+from demos.downloads import write_download
 from models import attention as backend
 from models import backend as serving  # in-process or the Ray cluster (LAB_BACKEND)
 from models import attention_analysis as analysis
@@ -37,8 +35,6 @@ EXAMPLES = [
     "The animal didn't cross the street because it was too wide. The trophy doesn't fit into the brown "
     "suitcase because it is too large. Alice gave Bob the book, and he thanked her for it.",
 ]
-_CSV_DIR = Path(tempfile.mkdtemp(prefix="attention-csv-"))
-_CSV_MAX_AGE_S = 3600
 
 
 # --------------------------------------------------------------------------- input checks
@@ -87,18 +83,10 @@ def _request(a: AttentionAnalysis, layer, head, selected=(), mode: str = "raw", 
 
 
 def _matrix_csv(frame: pd.DataFrame, stem: str) -> str:
-    """The one place the tab writes a CSV download: UTF-8 with BOM (so spreadsheets show Chinese), cells that
-    a spreadsheet would run as formulas neutralised, named after its content; files older than an hour go."""
-    text = analysis.table_to_csv(list(frame.columns), frame.values.tolist())
-    now = time.time()
-    for old in _CSV_DIR.glob("*.csv"):
-        if now - old.stat().st_mtime > _CSV_MAX_AGE_S:
-            old.unlink(missing_ok=True)
-    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+    """The tab's CSV download: formula cells neutralised (models.csv_export), written by the site's one download
+    helper (demos.downloads: bounded temp files, UTF-8 with BOM so spreadsheets show Chinese)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
-    path = _CSV_DIR / f"{safe}_{digest}.csv"
-    path.write_text(text, encoding="utf-8-sig")
-    return str(path)
+    return write_download(analysis.table_to_csv(list(frame.columns), frame.values.tolist()), f"{safe}.csv")
 
 
 def _plot(fig, filename: str, image_format: str) -> PlotData:

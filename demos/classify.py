@@ -4,15 +4,14 @@ Thin UI over models.sentiment; API: `classify` (text -> label with confidences).
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
-
-from demos.common import user_error
 import pandas as pd
 
-from models import backend, sentiment
+from demos.common import user_error
+from demos.downloads import write_download
+from models import backend, batch_io, sentiment
 from models.runtime import RuntimeUnavailable
 
 EXAMPLES = [
@@ -25,6 +24,8 @@ EXAMPLES = [
 
 
 def _fail(exc: Exception) -> gr.Error:
+    if isinstance(exc, TimeoutError):  # the shared batcher waited 60 s (e.g. the model still loading on a busy CPU)
+        return gr.Error("The classifier is busy and did not answer within a minute; please try again.")
     return user_error(exc)
 
 
@@ -32,7 +33,7 @@ def classify_text(text: str) -> dict[str, float]:
     """Label with confidences for one text (the public `classify` API)."""
     try:
         probs, _ = backend.classify_one(text or "")
-    except (ValueError, RuntimeUnavailable) as exc:
+    except (ValueError, RuntimeUnavailable, TimeoutError) as exc:
         raise _fail(exc) from None
     return probs
 
@@ -42,7 +43,7 @@ def explain_text(text: str):
     try:
         scores = backend.saliency(text or "")
         _, note = backend.classify_one(text or "")
-    except (ValueError, RuntimeUnavailable) as exc:
+    except (ValueError, RuntimeUnavailable, TimeoutError) as exc:
         raise _fail(exc) from None
     biggest = max((abs(s) for _, s in scores), default=0.0)
     scale = biggest if biggest > 0 else 1.0
@@ -58,18 +59,17 @@ def classify_batch(upload, pasted: str, progress=gr.Progress()):
     if not source:
         raise gr.Error("Upload a .csv (with a 'text' column) or .txt file, or paste one text per line.")
     try:
-        texts = sentiment.parse_batch(Path(upload) if upload else source)
+        texts = batch_io.parse_batch(Path(upload) if upload else source)
         progress(0, desc=f"Classifying {len(texts):,} texts")
         rows = backend.batch_rows(
             texts, progress=lambda done, total: progress(done / total, desc=f"{done:,} / {total:,} texts"))
     except (ValueError, RuntimeUnavailable) as exc:
         raise _fail(exc) from None
-    table = pd.DataFrame(rows, columns=list(sentiment.BATCH_COLUMNS))
-    out = Path(tempfile.mkdtemp(prefix="classify-")) / "sentiment.csv"
-    sentiment.write_batch_csv(rows, out)
+    table = pd.DataFrame(rows, columns=list(batch_io.BATCH_COLUMNS))
+    out = write_download(batch_io.batch_csv(rows), "sentiment.csv")
     counts = table["label"].value_counts()
     summary = f"{len(rows):,} texts: " + ", ".join(f"{counts.get(lab, 0):,} {lab}" for lab in sentiment.LABELS)
-    return table, str(out), summary
+    return table, out, summary
 
 
 def model_card_markdown(metrics: dict | None) -> str:
@@ -141,14 +141,14 @@ def build(demo: gr.Blocks) -> None:
 
     with gr.Accordion("Batch mode 批量", open=False):
         gr.Markdown(f"Upload a UTF-8 `.csv` with a `text` column or a `.txt` file with one text per line, or "
-                    f"paste lines below (at most {sentiment.MAX_BATCH_ROWS:,} texts, "
-                    f"{sentiment.MAX_UPLOAD_BYTES // (1024 * 1024)} MB).")
+                    f"paste lines below (at most {batch_io.MAX_BATCH_ROWS:,} texts, "
+                    f"{batch_io.MAX_UPLOAD_BYTES // (1024 * 1024)} MB).")
         with gr.Row():
             upload = gr.File(label="CSV or text file", file_types=[".csv", ".txt"], type="filepath")
             pasted = gr.Textbox(label="...or paste one text per line", lines=6)
         run = gr.Button("Classify batch")
         summary = gr.Markdown()
-        table = gr.Dataframe(headers=list(sentiment.BATCH_COLUMNS), interactive=False, wrap=True, max_height=400)
+        table = gr.Dataframe(headers=list(batch_io.BATCH_COLUMNS), interactive=False, wrap=True, max_height=400)
         download = gr.File(label="Download results (CSV)")
         run.click(classify_batch, inputs=[upload, pasted], outputs=[table, download, summary],
                   api_visibility="private", concurrency_limit=1)

@@ -11,6 +11,7 @@ import gradio as gr
 from demos.common import badge, decoder_queue, query_param, user_error
 from models.backend import generate, model_info
 from models.generation import GENERATION_MODEL, MAX_PROMPT_CHARS
+from models.runtime import RuntimeUnavailable
 from models.sampling import MAX_NEW_TOKENS_LIMIT, SamplingSettings
 
 DEFAULTS = SamplingSettings()
@@ -88,7 +89,7 @@ def run_generation(prompt, mode, history, system, max_new_tokens, temperature, t
             line = badge(info.provider, info.precision, update.tokens_per_s, update.ttft_ms,
                          extra=f"{update.n_tokens} tokens · seed {settings.seed}" + (f" · {update.note}" if update.note else ""))
             yield (chat if mode == "chat" else history, update.text, line, alternatives_rows(update.tokens), share)
-    except ValueError as exc:
+    except (ValueError, RuntimeUnavailable) as exc:  # bad input, or the model cannot be served
         raise user_error(exc) from None
 
 
@@ -104,7 +105,7 @@ def generate_api(prompt: str, mode: str = "chat", max_new_tokens: int = 256, tem
         settings = make_settings(max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, stop)
         for update in generate(prompt, settings, mode=mode, system_prompt=system_prompt, alternatives=0):
             yield update.text
-    except ValueError as exc:
+    except (ValueError, RuntimeUnavailable) as exc:  # bad input, or the model cannot be served
         raise user_error(exc) from None
 
 

@@ -9,6 +9,7 @@ import gradio as gr
 from demos.common import badge, decoder_queue, user_error
 from models.languages import LANGUAGES, display_choices
 from models.paths import REPO_ROOT
+from models.runtime import RuntimeUnavailable
 from models.backend import model_info, translate_stream
 from models.translate import MAX_INPUT_CHARS, TRANSLATION_MODEL
 
@@ -56,7 +57,7 @@ def run_translation(text: str, source: str, target: str):
             if update.note:
                 extra += f" · {update.note}"
             yield update.text, badge(info.provider, info.precision, update.tokens_per_s, update.ttft_ms, extra)
-    except ValueError as exc:
+    except (ValueError, RuntimeUnavailable) as exc:  # bad input, or the model cannot be served
         raise user_error(exc) from None
 
 
@@ -69,7 +70,7 @@ def translate_api(text: str, source: str = "auto", target: str = "zh") -> Iterat
     try:
         for update in translate_stream(text, source, target):
             yield update.text
-    except ValueError as exc:
+    except (ValueError, RuntimeUnavailable) as exc:  # bad input, or the model cannot be served
         raise user_error(exc) from None
 
 

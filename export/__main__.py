@@ -1,4 +1,5 @@
-"""python -m export            export every registry model into the cache (idempotent)
+"""python -m export            export every registry model into the cache (idempotent) and check it
+                            against PyTorch; exit 1 if a check failed (such a model is not served)
 python -m export --check    parity report: PyTorch vs ONNX Runtime on the same inputs; exit 1 if out of tolerance"""
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if run_checks(args.only) else 1
         from export.build import export_all
 
-        export_all(args.only, force=args.force)
-        return 0
+        return 1 if export_all(args.only, force=args.force) else 0
     except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

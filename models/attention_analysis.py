@@ -7,8 +7,6 @@ above the diagonal). Bad arguments raise ValueError with a message the UI can sh
 """
 from __future__ import annotations
 
-import csv
-import io
 import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,8 +17,7 @@ import numpy as np
 if TYPE_CHECKING:  # models.attention loads onnxruntime sessions; this module stays pure numpy
     from models.attention import AttentionResult
 
-# Spreadsheets run cells that start with these as formulas (CSV injection); tab/CR are in OWASP's list too.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+from models.csv_export import csv_safe, table_to_csv  # noqa: F401  (the one CSV writer; re-exported for the tab)
 
 
 # --------------------------------------------------------------------------- selecting matrices
@@ -310,20 +307,6 @@ def translation_alignment(
 # --------------------------------------------------------------------------- export
 
 
-def csv_safe(value):
-    """Strings that a spreadsheet would run as a formula get a leading apostrophe; numbers pass through."""
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def table_to_csv(header: list[str], rows: list[list]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([csv_safe(h) for h in header])
-    for row in rows:
-        writer.writerow([csv_safe(v) for v in row])
-    return buffer.getvalue()
 
 
 def position_labels(tokens: list[str]) -> list[str]:

@@ -86,9 +86,9 @@ class LocalBackend:
         return sentiment.saliency(text)
 
     def batch_rows(self, texts, progress=None):
-        from models import sentiment
+        from models import batch_io
 
-        return sentiment.batch_rows(texts, progress)
+        return batch_io.batch_rows(texts, progress)
 
     def attention_for_text(self, text, model_id, max_tokens=None):
         extra = {"max_tokens": max_tokens} if max_tokens else {}

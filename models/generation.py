@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from models import runtime
 from models.decoding import GenerationStats
 from models.engine import Engine, get_engine
 from models.sampling import SamplingSettings
@@ -92,6 +93,7 @@ def generate(prompt: str, settings: SamplingSettings, mode: str = "chat", histor
         raise ValueError("the conversation is too long; press Clear to start a new one")
     settings.validate()
     lm = get_generator(model_id)
+    runtime.check_loaded(lm.info.model_id)  # its file deleted or changed since loaded: a clear refusal, not garbage
     ids, note = build_prompt(lm, mode, prompt, history, system_prompt, reserve=settings.max_new_tokens)
     stats = GenerationStats()
     update = Update(text="", note=note)

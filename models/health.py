@@ -1,11 +1,17 @@
 """What is exported, what is loaded and on which provider, and which backend serves: for /health and the
-status line."""
+status line.
+
+A model is "available" when the site can serve it now: exported, its parity check recorded and passed,
+its file present and unchanged since it was loaded. Otherwise "problem" says why and what to run.
+"""
 from __future__ import annotations
 
+from models import runtime
 from models.backend import get_backend
 from models.engine import engine_stats
 from models.registry import REGISTRY
-from models.runtime import loaded_sessions, manifest, runtime_summary, RuntimeUnavailable
+from models.translate import TRANSLATION_MODEL
+from models.runtime import RuntimeUnavailable, loaded_sessions, manifest, runtime_summary
 
 
 def failed_gate_warning(model_id: str, path: str) -> str | None:
@@ -38,6 +44,8 @@ def _local_models() -> list[dict]:
                 entry["warning"] = warning
         else:
             entry["loaded"] = False
+        problem = runtime.problem(model_id)
+        entry.update(available=problem is None, problem=problem)
         models.append(entry)
     return models
 
@@ -62,12 +70,15 @@ def health_report() -> dict:
         ok = served["ok"]
     else:
         models = _local_models()
-        ok = all(m["exported"] for m in models) and not summary["device_error"]
+        ok = all(m["available"] for m in models) and not summary["device_error"]
+    engines = engine_stats() if backend.name != "ray" else []
     return {
         "status": "ok" if ok else "degraded",
+        "unavailable": [m["id"] for m in models if not m.get("available", True)],
         "backend": served,
         "runtime": summary,
         "models": models,
         "active_generations": backend.active_generations(),
-        "engines": engine_stats() if backend.name != "ray" else [],
+        "active_translations": sum(e["running"] + e["waiting"] for e in engines if e["model"] == TRANSLATION_MODEL),
+        "engines": engines,
     }

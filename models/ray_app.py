@@ -237,7 +237,7 @@ class Classifier(_Replica):
         return await self._call(saliency, text)
 
     async def batch_rows(self, texts: list[str]):
-        from models.sentiment import batch_rows
+        from models.batch_io import batch_rows
 
         return await self._call(batch_rows, texts)
 

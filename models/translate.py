@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from models import runtime
 from models.decoding import GenerationStats
 from models.engine import Engine, get_engine
 from models.languages import LANGUAGES, detect_language_scored, parse_language, AUTO
@@ -83,6 +84,12 @@ def translate_stream(text: str, source: str, target: str,
                      should_stop: Callable[[], bool] | None = None) -> Iterator[TranslationUpdate]:
     text, source, target, note = validate_request(text, source, target)
     lm = get_translator()
+    runtime.check_loaded(lm.info.model_id)  # its file deleted or changed since loaded: a clear refusal
+    yield from _translate_segments(lm, text, source, target, note, should_stop)
+
+
+def _translate_segments(lm: Engine, text: str, source: str, target: str, note: str,
+                        should_stop: Callable[[], bool] | None) -> Iterator[TranslationUpdate]:
     segments = split_for_translation(text, SEGMENT_CHARS)
     done: list[str] = []
     stats = GenerationStats()

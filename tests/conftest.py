@@ -36,11 +36,19 @@ def build_tiny_tokenizer():
     return tokenizer
 
 
-def write_manifest(out_dir: Path, model_id: str) -> None:
-    (out_dir / "build.json").write_text(json.dumps({
+# The runtime serves only exports with a passing recorded parity check (export/parity.py). Test fixtures are
+# exported here from the very models the tests compare them with, so they carry this verdict.
+FIXTURE_CHECK = {"ok": True, "summary": "test fixture exported in this session"}
+
+
+def write_manifest(out_dir: Path, model_id: str, check: dict | None = FIXTURE_CHECK) -> None:
+    manifest = {
         "model_id": model_id, "key": {},
         "variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}},
-    }))
+    }
+    if check is not None:
+        manifest["check"] = check
+    (out_dir / "build.json").write_text(json.dumps(manifest))
 
 
 @pytest.fixture(scope="session")

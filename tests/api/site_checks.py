@@ -5,6 +5,7 @@ already running (handy while iterating: starting the site and loading its models
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -73,3 +74,25 @@ def assert_clear_message(message: str, expected: str) -> None:
         f"generic error instead of a clear message (the handler raised something other than gr.Error): {message!r}"
     assert_no_leaks(message)
     assert expected.lower() in message.lower(), f"expected {expected!r} in the message, got {message!r}"
+
+
+@contextlib.contextmanager
+def flood_queue(url: str, api_name: str, data: list, queue_size: int | None = None):
+    """Fill the site's queue past LAB_QUEUE_SIZE with streaming requests (gradio_client jobs, read as a browser
+    reads them) and cancel every one on exit, as Stop does. Yields how many were accepted."""
+    from gradio_client import Client
+
+    size = queue_size or int(os.environ.get("LAB_QUEUE_SIZE", "16"))
+    client = Client(url, verbose=False, download_files=False)
+    jobs = []
+    try:
+        for _ in range(size + 4):  # two decoder slots run, the rest wait; a few more so it is surely full
+            jobs.append(client.submit(*data, api_name="/" + api_name))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and get_health(url)[1]["active_generations"] < 1:
+            time.sleep(0.2)  # the first ones are decoding, the others queued
+        yield len(jobs)
+    finally:
+        for job in jobs:
+            job.cancel()
+        client.close()

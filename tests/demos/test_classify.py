@@ -9,7 +9,7 @@ import gradio as gr
 import pytest
 
 from demos import classify
-from models import sentiment
+from models import batch_io, sentiment
 
 
 def _blocks():
@@ -55,12 +55,12 @@ def test_explain_text_highlights_each_word_in_range(real_sentiment):
 def test_batch_mode_1000_pasted_lines_table_and_csv(real_sentiment):
     lines = [("I love it " if i % 2 else "I hate it ") + str(i) for i in range(1000)]
     table, path, summary = classify.classify_batch(None, "\n".join(lines))
-    assert list(table.columns) == list(sentiment.BATCH_COLUMNS) and len(table) == 1000
+    assert list(table.columns) == list(batch_io.BATCH_COLUMNS) and len(table) == 1000
     assert table["text"].tolist() == lines
     assert (table["label"][1::2] == "positive").mean() > 0.95 and (table["label"][::2] == "negative").mean() > 0.95
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == list(sentiment.BATCH_COLUMNS) and len(rows) == 1001
+    assert rows[0] == list(batch_io.BATCH_COLUMNS) and len(rows) == 1001
     assert summary.startswith("1,000 texts")
 
 
@@ -112,3 +112,13 @@ def test_api_end_to_end_through_gradio_client(real_sentiment):
         assert {c["label"] for c in result["confidences"]} == set(sentiment.LABELS)
     finally:
         demo.close()
+
+
+def test_batch_csv_download_neutralises_formulas_and_keeps_the_table_as_typed(real_sentiment):
+    hostile = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-2+3 worst flight", "@SUM(1,1) great"]
+    table, path, _ = classify.classify_batch(None, "\n".join(hostile))
+    assert table["text"].tolist() == hostile  # the page shows the text exactly as typed
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh))
+    assert [row[0] for row in rows[1:]] == ["'" + t for t in hostile]
+    assert [row[1] for row in rows[1:]] == table["label"].tolist()

@@ -2,6 +2,8 @@
 shows literally where the site echoes it back."""
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pytest
@@ -64,3 +66,30 @@ def test_injection_in_the_calculator_error_is_shown_as_text(visit):
     assert not visit.dialogs
     expect(toast).to_contain_text(IMG, timeout=5_000)
     visit.assert_no_script_ran()
+
+
+def test_formulas_typed_into_attention_cannot_run_in_its_csv(visit):
+    """The attention tab's CSV holds the tokens of what was typed: each one that starts a formula is quoted."""
+    page = visit.open("?tab=attention")
+    page.get_by_label("Text 文本").fill("=1+2 @SUM(A1) -3 +cmd")
+    page.get_by_role("button", name="Show attention 查看注意力").click()
+    expect(page.get_by_text(re.compile(r"minilm-l6-v2 · encoder"))).to_be_visible()
+    link = page.get_by_role("link", name=re.compile(r"KB"))
+    expect(link).to_be_visible()
+    body = page.request.get(link.get_attribute("href")).body().decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(body, newline="")))
+    labels = rows[0][1:]
+    for prefix in ("=", "@", "-", "+"):  # the tokens are there, neutralised (repeats carry their position)
+        assert any(label.startswith("'" + prefix) for label in labels), (prefix, labels)
+    for row in rows:
+        assert not any(cell[:1] in ("=", "+", "@", "\t", "\r") for cell in row), row
+        assert not any(cell.startswith("-") and not _is_number(cell) for cell in row), row
+    visit.assert_no_script_ran()
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False

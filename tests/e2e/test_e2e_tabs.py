@@ -3,6 +3,8 @@ toggle) in a real browser, asserting on what a person sees."""
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -134,3 +136,82 @@ def test_guide_remembers_the_language_on_the_next_visit(visit):
     expect(page.locator("#guide-page")).to_contain_text("Opportunities: where startups win")
     visit.open("?tab=guide")
     expect(page.locator("#guide-page")).to_contain_text("Opportunities: where startups win", timeout=10_000)
+
+
+# script (or words) that only a real translation into that language produces
+TARGETS = [
+    ("日本語", re.compile(r"[\u3040-\u30ff]")),  # kana: Japanese, not Chinese
+    ("한국어", re.compile(r"[\uac00-\ud7a3]")),  # Hangul
+    ("Français", re.compile(r"\b(la|le|les|réunion|jeudi|bonjour|est|a été)\b", re.IGNORECASE)),
+    ("Deutsch", re.compile(r"\b(die|das|der|ist|wurde|besprechung|donnerstag|guten)\b", re.IGNORECASE)),
+    ("Español", re.compile(r"\b(la|el|ha|sido|reunión|jueves|buenos)\b", re.IGNORECASE)),
+]
+
+
+def test_translation_into_japanese_korean_french_german_and_spanish(visit):
+    page = visit.open("?tab=translate")
+    choose(page, "From 源语言", "English")
+    page.get_by_label("Text 原文").fill("Good morning. The meeting has been moved to Thursday.")
+    output = visit.textbox("Translation 译文")
+    for language, expected in TARGETS:
+        choose(page, "To 目标语言", language)
+        page.get_by_role("button", name="Translate 翻译", exact=True).click()
+        expect(page.get_by_text(DONE)).to_be_visible()
+        expect(output).to_have_value(expected)
+        # a 0.5B model may keep a name like "Thursday" in Latin letters; the sentence itself must be translated
+        assert "Good morning" not in output.input_value(), (language, output.input_value())
+        visit.screenshot(f"to-{language}")
+
+
+def test_translate_stop_stops_the_server_and_the_text(visit, site_url):
+    from tests.api.site_checks import get_health
+
+    page = visit.open("?tab=translate")
+    choose(page, "From 源语言", "English")
+    long_text = " ".join(f"Sentence number {i} explains why a startup should measure its costs every week."
+                         for i in range(30))
+    page.get_by_label("Text 原文").fill(long_text)
+    page.get_by_role("button", name="Translate 翻译", exact=True).click()
+    output = visit.textbox("Translation 译文")
+    expect(output).not_to_have_value("")  # the first words have streamed in
+    assert get_health(site_url)[1]["active_translations"] >= 1
+    page.get_by_role("button", name="Stop 停止").click()
+    deadline = time.monotonic() + 5
+    while get_health(site_url)[1]["active_translations"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert get_health(site_url)[1]["active_translations"] == 0, "the server kept translating after Stop"
+    stopped = output.input_value()
+    time.sleep(1.5)
+    assert output.input_value() == stopped, "text kept arriving after Stop"
+    expect(page.get_by_text(DONE)).to_have_count(0)  # it did not finish: Stop ended it
+    visit.screenshot("stopped")
+
+
+def test_a_calculator_link_opened_in_the_browser_fills_the_form(visit):
+    page = visit.open("?tab=costs&params=13e9&tokens=3e12&gpu=A100-80GB&gpus=256&mfu=0.35&price=1.8")
+    expect(page.get_by_role("tab", name="Cost calculator 成本计算", selected=True)).to_be_visible()
+    expect(page.get_by_label("Parameters N")).not_to_have_value("6.74e9")  # the default gave way to the link
+    assert float(page.get_by_label("Parameters N").input_value()) == 13e9  # shown as 1.3e10
+    assert float(page.get_by_label("Training tokens D").input_value()) == 3e12
+    expect(page.get_by_label("GPU", exact=True).first).to_have_value("A100-80GB")  # the training form's
+    page.get_by_role("button", name="Estimate", exact=True).click()
+    expect(page.get_by_role("heading", name=re.compile(r"13B params · 3T tokens on A100-80GB"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"days on 256 GPUs"))).to_be_visible()
+    visit.screenshot("from-link")
+
+
+@pytest.mark.parametrize("image_format, magic", [("png", b"\x89PNG\r\n\x1a\n"), ("svg", b"<svg")])
+def test_the_attention_camera_button_downloads_a_real_image(visit, image_format, magic):
+    page = visit.open("?tab=attention")
+    page.get_by_text(image_format, exact=True).click()  # "Camera button saves" png | svg
+    page.get_by_role("button", name="Show attention 查看注意力").click()
+    expect(page.locator(".js-plotly-plot .heatmaplayer").first).to_be_visible()
+    plot = page.locator(".js-plotly-plot").first
+    plot.hover()
+    with page.expect_download(timeout=60_000) as info:
+        plot.locator(".modebar-btn[data-title^='Download plot']").click()
+    download = info.value
+    assert download.suggested_filename.endswith("." + image_format), download.suggested_filename
+    data = Path(download.path()).read_bytes()
+    assert data.lstrip()[:len(magic)] == magic or (image_format == "svg" and b"<svg" in data[:500])
+    assert len(data) > 10_000  # a rendered heatmap, not an empty image

@@ -19,7 +19,7 @@ CLASSIFIER_ID = "sentiment-minilm"  # the classifier's registry id: the gate loo
 
 
 def _write_manifest(out, model_id):
-    (out / "build.json").write_text(json.dumps({"model_id": model_id, "key": {}, "variants": {
+    (out / "build.json").write_text(json.dumps({"model_id": model_id, "key": {}, "check": {"ok": True}, "variants": {
         "fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
 
 
@@ -197,9 +197,12 @@ def test_classifier_variant_is_reported_and_the_gate_fails_a_broken_one(classifi
 
     variants = q.add_cpu_variants(classifier_dir, get_spec(CLASSIFIER_ID), log=lambda m: None)
     entry = variants["int8"]
-    assert (classifier_dir / entry["file"]).is_file() and "max_abs_diff" in entry["gate"]
-    assert entry["gate"]["pass"] == (entry["gate"]["max_abs_diff"] <= q.CLASSIFIER_TOLERANCE)
-    assert entry["default_for"] == (["cpu"] if entry["gate"]["pass"] else [])
+    assert (classifier_dir / entry["file"]).is_file() and entry["devices"] == ["cpu"]
+    assert 0 <= entry["gate"]["max_abs_diff"] < 1 and 0 <= entry["gate"]["same_label_fraction"] <= 1
+
+    shutil.copy(classifier_dir / "model.onnx", classifier_dir / "model_copy.onnx")
+    same = q.quality_gate(CLASSIFIER_ID, "copy", classifier_dir)
+    assert same["pass"] and same["max_abs_diff"] == 0 and same["same_label_fraction"] == 1
 
     model = q.load_model(classifier_dir / "model.onnx")
     inits = {t.name: t for t in model.graph.initializer}
@@ -209,3 +212,17 @@ def test_classifier_variant_is_reported_and_the_gate_fails_a_broken_one(classifi
     q.save_model(model, classifier_dir / "model_broken.onnx")  # constant logits: probabilities from the bias only
     broken = q.quality_gate(CLASSIFIER_ID, "broken", classifier_dir)
     assert not broken["pass"] and broken["max_abs_diff"] > q.CLASSIFIER_TOLERANCE
+
+
+@pytest.mark.parametrize("passes, int8_serves_on, fp32_serves_on", [
+    (True, ["cpu"], ["cuda"]),  # a passing variant takes over the CPU
+    (False, [], ["cpu", "cuda"]),  # a failing one is written and reported, but fp32 keeps serving
+])
+def test_only_a_variant_that_passes_its_gate_becomes_the_cpu_default(classifier_dir, monkeypatch, passes,
+                                                                      int8_serves_on, fp32_serves_on):
+    from models.registry import get_spec
+
+    monkeypatch.setattr(q, "quality_gate", lambda *a, **k: {"pass": passes, "max_abs_diff": 0.0})
+    variants = q.add_cpu_variants(classifier_dir, get_spec(CLASSIFIER_ID), log=lambda m: None)
+    assert variants["int8"]["default_for"] == int8_serves_on
+    assert variants["fp32"]["default_for"] == fp32_serves_on

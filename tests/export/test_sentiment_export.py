@@ -180,7 +180,7 @@ def real_export(tmp_path_factory):
     if not (out / "build.json").is_file():
         exp.export_onnx(out)
         (out / "build.json").write_text(json.dumps(
-            {"variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
+            {"check": {"ok": True}, "variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
     return out
 
 

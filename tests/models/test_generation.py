@@ -57,11 +57,32 @@ def test_nul_characters_are_dropped_not_fatal():
 
 def test_generate_streams_growing_text_with_stats(lm, monkeypatch):
     monkeypatch.setattr(generation, "get_generator", lambda model_id=None: lm)
-    updates = [u.text for u in generation.generate("The cat", SamplingSettings(max_new_tokens=6, temperature=0),
-                                                   mode="completion")]
-    assert len(updates) == 6
-    assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
-    assert lm.active == 0  # the engine holds no sequence once the stream is done
+    stream = generation.generate("The cat", SamplingSettings(max_new_tokens=6, temperature=0), mode="completion")
+    first = next(stream)
+    # the first token is out while the model is still decoding: that is streaming, not a final answer
+    assert first.n_tokens == 1 and first.finish_reason is None and lm.active == 1
+    assert first.ttft_ms is not None and first.ttft_ms > 0
+    seen = [(first.n_tokens, first.text)]
+    for update in stream:
+        seen.append((update.n_tokens, update.text))
+    assert [n for n, _ in seen] == [1, 2, 3, 4, 5, 6]  # one update per token
+    texts = [t for _, t in seen]
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:])) and len(texts[-1]) > len(texts[0])
+    assert update.finish_reason == "length" and update.tokens_per_s > 0 and len(update.tokens) == 6
+    assert lm.active == 0
+
+
+def test_same_seed_reproduces_text_and_other_seeds_differ(lm, monkeypatch):
+    monkeypatch.setattr(generation, "get_generator", lambda model_id=None: lm)
+
+    def sample(seed):
+        settings = SamplingSettings(max_new_tokens=24, temperature=1.0, top_k=0, top_p=1.0, seed=seed)
+        return list(generation.generate("The cat", settings, mode="completion"))[-1].text
+
+    first = sample(7)
+    assert sample(7) == first
+    texts = [first] + [sample(seed) for seed in (1, 2, 3)]
+    assert len(set(texts)) == 4, texts  # each seed draws its own text
 
 
 def test_stop_strings_cut_the_text_before_the_stop(lm, monkeypatch):
@@ -73,3 +94,4 @@ def test_stop_strings_cut_the_text_before_the_stop(lm, monkeypatch):
                                     mode="completion"))[-1]
     assert last.finish_reason == "stop_string"
     assert stop not in last.text and full.startswith(last.text)
+

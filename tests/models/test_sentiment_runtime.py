@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
-from models import runtime, sentiment, tokenization
+from models import batch_io, runtime, sentiment, tokenization
 
 WORDS = ("good bad great awful the a flight was is not very service thank you delay love hate it "
          "ok fine today phone app late early crew bag lost").split()
@@ -42,7 +42,7 @@ def tiny_root(tmp_path_factory):
     out = root / "onnx" / sentiment.MODEL_ID
     export_onnx(out, encoder_dir=enc, head_path=root / "head.safetensors")
     (out / "build.json").write_text(json.dumps(
-        {"variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
+        {"check": {"ok": True}, "variants": {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cpu", "cuda"]}}}))
     return root
 
 
@@ -112,12 +112,13 @@ def test_saliency_rejects_empty_text(tiny):
 
 def test_batch_of_1000_lines_end_to_end(tiny, tmp_path):
     lines = [f"{WORDS[i % len(WORDS)]} flight {i}" for i in range(1000)]
-    texts = sentiment.parse_batch("\n".join(lines))
-    rows = sentiment.batch_rows(texts)
+    texts = batch_io.parse_batch("\n".join(lines))
+    rows = batch_io.batch_rows(texts)
     assert len(rows) == 1000 and [r[0] for r in rows] == lines
     assert all(r[1] in sentiment.LABELS for r in rows)
-    path = sentiment.write_batch_csv(rows, tmp_path / "out.csv")
-    again = sentiment.parse_batch(path)
+    path = tmp_path / "out.csv"
+    path.write_text(batch_io.batch_csv(rows), encoding="utf-8")
+    again = batch_io.parse_batch(path)
     assert again == lines
 
 
@@ -125,56 +126,6 @@ def test_missing_export_is_a_clear_runtime_error(tmp_path, monkeypatch):
     _use_model_dir(monkeypatch, tmp_path)
     with pytest.raises(runtime.RuntimeUnavailable, match="python -m export"):
         sentiment.classify(["good"])
-
-
-# ---------------------------------------------------------------- batch parsing (no model)
-
-
-def test_parse_batch_reads_csv_text_column(tmp_path):
-    path = tmp_path / "in.csv"
-    path.write_text('id,Text,other\n1,"Great, really great",x\n2,,y\n3,awful service,z\n', encoding="utf-8")
-    assert sentiment.parse_batch(path) == ["Great, really great", "awful service"]
-
-
-def test_parse_batch_lines_and_pasted_csv():
-    assert sentiment.parse_batch("first one\n\n  second one  \n") == ["first one", "second one"]
-    assert sentiment.parse_batch("text,label\nhello there,pos\n") == ["hello there"]
-    assert sentiment.parse_batch(b"\xef\xbb\xbfone\ntwo") == ["one", "two"]  # UTF-8 BOM is fine
-
-
-@pytest.mark.parametrize("name, content, message", [
-    ("wrong.csv", b"sentence,label\nhi,pos\n", r"no 'text' column \(columns found: 'sentence', 'label'\)"),
-    ("empty.csv", b"", "is empty"),
-    ("blank.txt", b"  \n\n ", "is empty"),
-    ("header_only.csv", b"text\n", "no texts"),
-    ("sheet.csv", b"PK\x03\x04\x00\x00binary\x00stuff", "binary"),
-    ("latin1.txt", "caf\xe9 au lait\n".encode("latin-1"), "not UTF-8"),
-])
-def test_parse_batch_bad_files_have_clear_messages(tmp_path, name, content, message):
-    path = tmp_path / name
-    path.write_bytes(content)
-    with pytest.raises(ValueError, match=message):
-        sentiment.parse_batch(path)
-
-
-def test_parse_batch_limits(tmp_path):
-    too_many = tmp_path / "many.txt"
-    too_many.write_text("\n".join(f"line {i}" for i in range(sentiment.MAX_BATCH_ROWS + 1)))
-    with pytest.raises(ValueError, match="10,000"):
-        sentiment.parse_batch(too_many)
-    too_many_csv = tmp_path / "many.csv"
-    too_many_csv.write_text("text\n" + "\n".join(f"line {i}" for i in range(sentiment.MAX_BATCH_ROWS + 1)))
-    with pytest.raises(ValueError, match="10,000"):
-        sentiment.parse_batch(too_many_csv)
-    exactly = tmp_path / "exact.txt"
-    exactly.write_text("\n".join(f"line {i}" for i in range(sentiment.MAX_BATCH_ROWS)))
-    assert len(sentiment.parse_batch(exactly)) == sentiment.MAX_BATCH_ROWS
-    big = tmp_path / "big.txt"
-    big.write_bytes(b"x" * (sentiment.MAX_UPLOAD_BYTES + 1))
-    with pytest.raises(ValueError, match="5 MB"):
-        sentiment.parse_batch(big)
-    with pytest.raises(ValueError, match="no input"):
-        sentiment.parse_batch(None)
 
 
 def test_probabilities_array_order_matches_labels(tiny):
