@@ -75,16 +75,19 @@ def token_cap(item: dict, tokenizer) -> int:
 
 
 def run(variant: str, designs: Sequence[str], items: Sequence[dict], path: Path = OUTPUTS_PATH) -> int:
-    """Translate what is not cached yet; returns how many items were translated now."""
+    """Translate what is not cached yet; returns how many outputs were made now.
+
+    Item-major order (every design on item 1, then item 2, ...): a run stopped early by the CPU budget still
+    leaves every design scored on the same items, which is all `report` compares."""
     from models.translate import get_translator, translate_stream
 
     tokenizer = get_translator(variant).tokenizer
     cached = load_outputs(path)
     done = 0
     with open(path, "a", encoding="utf-8") as out:
-        for design in designs:
-            for index, item in enumerate(items, 1):
-                cap = token_cap(item, tokenizer)
+        for index, item in enumerate(items, 1):
+            cap = token_cap(item, tokenizer)
+            for design in designs:
                 key = cache_key(variant, design, item, cap)
                 if key in cached:
                     continue
@@ -104,6 +107,17 @@ def run(variant: str, designs: Sequence[str], items: Sequence[dict], path: Path 
     return done
 
 
+def round_robin(items: Sequence[dict]) -> list[dict]:
+    """Alternate directions (en-zh 1, zh-en 1, en-zh 2, ...) so a cut-short run covers every direction."""
+    queues: dict[str, list[dict]] = {}
+    for item in items:
+        queues.setdefault(direction(item), []).append(item)
+    ordered = []
+    for rank in range(max((len(q) for q in queues.values()), default=0)):
+        ordered += [queue[rank] for queue in queues.values() if rank < len(queue)]
+    return ordered
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -118,31 +132,46 @@ def git_commit() -> str:
         return "unknown"
 
 
-def collect(items: Sequence[dict], outputs: dict[str, dict], tokenizer) -> list[dict]:
-    """One row per (variant, design, direction, split) whose items are all cached: scores and speed."""
-    by_item: dict[tuple[str, str, str], dict] = {}
+COVERAGE = 0.8  # a config is compared in a (direction, split) cell if it has >= 80% of the best-covered one's items
+
+
+def collect(items: Sequence[dict], outputs: dict[str, dict], tokenizer) -> tuple[list[dict], list[dict]]:
+    """(rows, incomplete). Per direction and split, every (variant, design) run there is scored on the SAME
+    items: those all of them have translated (runs are item-major, so a budget cut leaves them aligned).
+    Outputs whose prompt or item changed since are stale and ignored; configs far behind the others are
+    listed in `incomplete` instead of shrinking everyone's item set."""
+    fresh: dict[tuple[str, str], dict[str, dict]] = {}
+    by_id = {item["id"]: item for item in items}
     for entry in outputs.values():
-        by_item[(entry["variant"], entry["design"], entry["id"])] = entry
-    rows = []
-    configs = sorted({(entry["variant"], entry["design"]) for entry in outputs.values()})
-    for variant, design in configs:
-        for key in dict.fromkeys(direction(item) for item in items):
-            for split in SPLITS:
-                subset = [item for item in items if direction(item) == key and item["split"] == split]
-                entries = [by_item.get((variant, design, item["id"])) for item in subset]
-                if not subset or any(entry is None for entry in entries):
-                    continue  # only complete cells are scored: a partial one is not comparable
-                if any(entry["key"] != cache_key(variant, design, item, token_cap(item, tokenizer))
-                       for entry, item in zip(entries, subset)):
-                    continue  # stale (prompt or item edited since): rerun `run`
-                scores = score(subset, [entry["output"] for entry in entries])["directions"][key]
-                tokens = sum(entry["tokens"] for entry in entries)
-                seconds = sum(entry["seconds"] for entry in entries)
-                rows.append({"variant": variant, "design": design, "direction": key, "split": split,
-                             "n": scores["n"], "chrf": scores["chrf"], "bleu": scores["bleu"],
-                             "bleu_tokenize": scores["bleu_tokenize"], "tokens": tokens,
-                             "seconds": round(seconds, 1), "tok_s": round(tokens / seconds, 1) if seconds else None})
-    return rows
+        item = by_id.get(entry["id"])
+        if item and entry["key"] == cache_key(entry["variant"], entry["design"], item, token_cap(item, tokenizer)):
+            fresh.setdefault((entry["variant"], entry["design"]), {})[entry["id"]] = entry
+    rows, incomplete = [], []
+    for key in dict.fromkeys(direction(item) for item in items):
+        for split in SPLITS:
+            cell = [item["id"] for item in items if direction(item) == key and item["split"] == split]
+            have = {config: [i for i in cell if i in done] for config, done in sorted(fresh.items())}
+            have = {config: ids for config, ids in have.items() if ids}
+            if not have:
+                continue
+            most = max(len(ids) for ids in have.values())
+            compared = {config: ids for config, ids in have.items() if len(ids) >= COVERAGE * most}
+            incomplete += [{"variant": v, "design": d, "direction": key, "split": split, "n": len(ids)}
+                           for (v, d), ids in have.items() if (v, d) not in compared]
+            common = [i for i in cell if all(i in fresh[config] for config in compared)]
+            for (variant, design) in compared:
+                rows.append(_row(variant, design, key, split, [by_id[i] for i in common],
+                                 [fresh[(variant, design)][i] for i in common], len(cell)))
+    return rows, incomplete
+
+
+def _row(variant: str, design: str, key: str, split: str, subset: list[dict], entries: list[dict], of: int) -> dict:
+    scores = score(subset, [entry["output"] for entry in entries])["directions"][key]
+    tokens = sum(entry["tokens"] for entry in entries)
+    seconds = sum(entry["seconds"] for entry in entries)
+    return {"variant": variant, "design": design, "direction": key, "split": split, "n": scores["n"],
+            "of": of, "chrf": scores["chrf"], "bleu": scores["bleu"], "bleu_tokenize": scores["bleu_tokenize"],
+            "tokens": tokens, "seconds": round(seconds, 1), "tok_s": round(tokens / seconds, 1) if seconds else None}
 
 
 def find(rows: Sequence[dict], **match) -> dict | None:
@@ -202,7 +231,7 @@ def report(devset: Path = DEVSET_PATH, outputs_path: Path = OUTPUTS_PATH, result
     import sacrebleu
 
     items = load_devset(devset)
-    rows = collect(items, load_outputs(outputs_path), get_translator(CHOICE_VARIANT).tokenizer)
+    rows, incomplete = collect(items, load_outputs(outputs_path), get_translator(CHOICE_VARIANT).tokenizer)
     choices = choose(rows)
     verdicts = gate(rows, choices)
     meta = {
@@ -218,7 +247,7 @@ def report(devset: Path = DEVSET_PATH, outputs_path: Path = OUTPUTS_PATH, result
     results = {**meta,
                "designs": {name: design.description for name, design in PROMPT_DESIGNS.items()},
                "choice_rule": f"per direction, the design with the best {CHOICE_VARIANT} chrF on the dev split",
-               "choices": choices, "rows": rows}
+               "choices": choices, "rows": rows, "incomplete": incomplete}
     gate_doc = {**meta, "rule": f"a quantized variant is served for translation only if its chrF with the chosen "
                                 f"design is at most {GATE_MAX_DROP} below fp32 in both "
                                 f"{' and '.join(GATED_DIRECTIONS)} (test split)",
@@ -261,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              and (not args.direction or direction(item) in args.direction)]
     if not items:
         parser.error("no dev set items selected")
-    translated = run(args.variant, args.design or list(PROMPT_DESIGNS), items)
+    translated = run(args.variant, args.design or list(PROMPT_DESIGNS), round_robin(items))
     print(f"translated {translated} new item(s); cached outputs in {OUTPUTS_PATH}")
     return 0
 

@@ -78,12 +78,6 @@ def _user_en(text: str, src: Language, tgt: Language) -> list[dict]:
 _ZH_OUTPUT_ONLY = "只输出译文，不要解释，不要加引号。"
 
 
-def _system_zh(text: str, src: Language, tgt: Language) -> list[dict]:
-    return [{"role": "system", "content": f"你是一名专业翻译。请把用户的{src.chinese_name}文本翻译成"
-                                          f"{tgt.chinese_name}。{_ZH_OUTPUT_ONLY}"},
-            {"role": "user", "content": text}]
-
-
 def _user_zh(text: str, src: Language, tgt: Language) -> list[dict]:
     return [{"role": "user", "content": f"把下面的{src.chinese_name}文本翻译成{tgt.chinese_name}。"
                                         f"{_ZH_OUTPUT_ONLY}\n\n{text}"}]
@@ -103,15 +97,13 @@ class PromptDesign:
     build: Callable[[str, Language, Language], list[dict]]
 
 
-# A 2x2 of where the instruction goes (system or user message) x its language (English or Chinese), plus
-# few-shot. For en->zh the Chinese designs name the languages in the target language; for zh->en the English ones do.
+# Where the instruction goes (system or user message), its language (English or Chinese: for en->zh the
+# Chinese design names the languages in the target language, for zh->en the English ones do), and few-shot.
 PROMPT_DESIGNS: dict[str, PromptDesign] = {d.name: d for d in (
     PromptDesign("system-en", "system message: English translator instruction; user message: the text alone "
                               "(the site's prompt before the comparison)", _system_en),
     PromptDesign("user-en", "no system message (Qwen's default); English instruction and the text in one user "
                             "message", _user_en),
-    PromptDesign("system-zh", "system message: the same instruction and language names in Chinese; user "
-                              "message: the text alone", _system_zh),
     PromptDesign("user-zh", "no system message; instruction and language names in Chinese, then the text",
                  _user_zh),
     PromptDesign("few-shot", "system-en plus two example exchanges in the same language pair", _few_shot),

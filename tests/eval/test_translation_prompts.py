@@ -97,15 +97,31 @@ def test_editing_a_design_invalidates_its_cached_outputs(tmp_path, fake_translat
     assert prompts.run("fp32", ["system-en"], ITEMS, path) == len(ITEMS)
 
 
-def test_collect_scores_only_complete_cells(tmp_path, fake_translator):
+def test_every_config_in_a_cell_is_scored_on_the_same_items(tmp_path, fake_translator):
     path = tmp_path / "outputs.jsonl"
-    prompts.run("fp32", ["system-en"], ITEMS, path)
-    prompts.run("fp32", ["user-en"], ITEMS[:1], path)  # en-zh dev only
-    rows = prompts.collect(ITEMS, prompts.load_outputs(path), WordTokenizer())
-    cells = {(r["design"], r["direction"], r["split"]) for r in rows}
-    assert ("system-en", "en-zh", "dev") in cells and ("system-en", "zh-en", "test") in cells
-    assert ("user-en", "en-zh", "dev") in cells and ("user-en", "zh-en", "dev") not in cells
-    assert all(r["n"] == 1 and r["tokens"] == 3 for r in rows)
+    prompts.run("fp32", ["system-en", "user-en"], ITEMS, path)
+    prompts.run("int8", ["system-en"], ITEMS[:1], path)  # int8 behind: only en-zh dev
+    rows, incomplete = prompts.collect(ITEMS, prompts.load_outputs(path), WordTokenizer())
+    cells = {(r["variant"], r["design"], r["direction"], r["split"]) for r in rows}
+    assert ("fp32", "user-en", "zh-en", "test") in cells and ("int8", "system-en", "en-zh", "dev") in cells
+    assert not [c for c in cells if c[0] == "int8" and c[2] == "zh-en"]
+    assert all(r["n"] == 1 and r["of"] == 1 and r["tokens"] == 3 for r in rows)
+    assert incomplete == []
+
+
+def test_a_config_far_behind_is_listed_as_incomplete_not_shrinking_the_others(tmp_path, fake_translator):
+    items = [item for item in load_devset() if item["split"] == "dev" and item["src_lang"] == "en"][:10]
+    path = tmp_path / "outputs.jsonl"
+    prompts.run("fp32", ["system-en"], items, path)
+    prompts.run("int8", ["system-en"], items[:3], path)
+    rows, incomplete = prompts.collect(items, prompts.load_outputs(path), WordTokenizer())
+    assert [(r["variant"], r["n"], r["of"]) for r in rows] == [("fp32", 10, 10)]
+    assert incomplete == [{"variant": "int8", "design": "system-en", "direction": "en-zh", "split": "dev", "n": 3}]
+
+
+def test_round_robin_alternates_directions():
+    order = [item["id"] for item in prompts.round_robin(load_devset())][:4]
+    assert order == ["en-zh-001", "zh-en-001", "en-ja-001", "en-fr-001"]
 
 
 def test_committed_results_choose_what_models_translate_serves():
