@@ -36,4 +36,4 @@ def test_translate_model_card_numbers_are_the_committed_test_split_scores():
         assert float(cells[2]) == round(rows[(served, design, direction)]["chrf"], 1)
         assert float(cells[3]) == round(rows[("fp32", design, direction)]["chrf"], 1)
         assert float(cells[4]) == round(rows[(served, design, direction)]["bleu"], 1)
-        assert int(cells[5]) == rows[(served, design, direction)]["n"]
+        assert cells[5] == f"{rows[(served, design, direction)]['n']} of {rows[(served, design, direction)]['of']}"

@@ -23,18 +23,20 @@ def row(variant, design, direction, split, chrf):
             "tok_s": 10.0, "n": 65}
 
 
-def test_choice_is_the_best_fp32_dev_score_per_direction_and_ignores_test_and_other_variants():
-    rows = [row("fp32", "system-en", "en-zh", "dev", 30.0), row("fp32", "user-en", "en-zh", "dev", 31.5),
-            row("fp32", "system-en", "en-zh", "test", 90.0), row("int8", "few-shot", "en-zh", "dev", 99.0),
-            row("fp32", "system-en", "zh-en", "dev", 50.0), row("fp32", "user-zh", "zh-en", "dev", 49.0)]
+def test_choice_is_the_best_dev_score_of_the_choice_variant_and_ignores_test_and_other_variants():
+    pick, other = prompts.CHOICE_VARIANT, prompts.REFERENCE_VARIANT
+    rows = [row(pick, "system-en", "en-zh", "dev", 30.0), row(pick, "user-en", "en-zh", "dev", 31.5),
+            row(pick, "system-en", "en-zh", "test", 90.0), row(other, "few-shot", "en-zh", "dev", 99.0),
+            row(pick, "system-en", "zh-en", "dev", 50.0), row(pick, "user-zh", "zh-en", "dev", 49.0)]
     choices = prompts.choose(rows)
     assert choices["en-zh"]["design"] == "user-en" and choices["en-zh"]["margin_over_next"] == 1.5
-    assert choices["zh-en"]["design"] == "system-en"
+    assert choices["zh-en"]["design"] == "system-en" and choices["zh-en"]["n"] == 65
 
 
 def test_ties_go_to_the_earlier_design_in_the_table():
     first, second = list(translate.PROMPT_DESIGNS)[:2]
-    rows = [row("fp32", second, "en-zh", "dev", 40.0), row("fp32", first, "en-zh", "dev", 40.0)]
+    rows = [row(prompts.CHOICE_VARIANT, second, "en-zh", "dev", 40.0),
+            row(prompts.CHOICE_VARIANT, first, "en-zh", "dev", 40.0)]
     assert prompts.choose(rows)["en-zh"]["design"] == first
 
 
@@ -129,12 +131,22 @@ def test_committed_results_choose_what_models_translate_serves():
     for key in ("en-zh", "zh-en"):
         source, target = key.split("-")
         assert results["choices"][key]["design"] == translate.CHOSEN_DESIGNS[(source, target)]
-        assert len(results["choices"][key]["dev_chrf"]) >= 4  # at least four designs compared in fp32
+        assert len(results["choices"][key]["dev_chrf"]) >= 4  # every design compared on the same dev items
     assert set(results["designs"]) == set(translate.PROMPT_DESIGNS)
 
 
 def test_committed_gate_agrees_with_the_committed_scores():
     results = json.loads(prompts.RESULTS_PATH.read_text(encoding="utf-8"))
     gate_doc = json.loads(prompts.GATE_PATH.read_text(encoding="utf-8"))
-    assert gate_doc["variants"] == prompts.gate(results["rows"], results["choices"])
-    assert {"int8", "int4"} <= set(gate_doc["variants"])
+    recomputed = prompts.gate(results["rows"], results["choices"])
+    assert set(gate_doc["variants"]) == set(recomputed) and "int8" in recomputed
+    for variant, verdict in recomputed.items():
+        assert gate_doc["variants"][variant]["passed"] == verdict["passed"]
+        assert gate_doc["variants"][variant]["directions"] == verdict["directions"]
+
+
+def test_a_failed_variant_says_what_fp32_costs_in_speed():
+    verdicts = {"int8": {"passed": False, "summary": "zh-en -2.0"}, "int4": {"passed": True, "summary": "ok"}}
+    prompts.speed_cost(verdicts, {"file": "bench/results/x.json", "tok_s": {"fp32": 4.5, "int8": 13.2, "int4": 15.3}})
+    assert "4.5 tok/s vs 13.2" in verdicts["int8"]["summary"] and verdicts["int4"]["summary"] == "ok"
+    assert verdicts["int4"]["speed"] == {"tok_s": 15.3, "fp32_tok_s": 4.5, "source": "bench/results/x.json"}
