@@ -11,9 +11,9 @@ from models.languages import LANGUAGES, display_choices
 from models.paths import REPO_ROOT
 from models.runtime import RuntimeUnavailable
 from models.backend import model_info, translate_stream
-from models.translate import MAX_INPUT_CHARS, TRANSLATION_MODEL
+from models.translate import MAX_INPUT_CHARS, TRANSLATION_MODEL, design_for, served_variant_decision
 
-SCORES_FILE = REPO_ROOT / "eval" / "results" / "translation_scores.json"
+RESULTS_FILE = REPO_ROOT / "eval" / "results" / "translation_prompts.json"
 EXAMPLES = [
     ["Startups that build on large language models must keep inference costs under control.", "en", "zh"],
     ["Our team ships a new version every week and talks to customers every day.", "en", "zh"],
@@ -24,6 +24,28 @@ EXAMPLES = [
 ]
 
 
+def _quality_section(results: dict, variant: str) -> str:
+    """Test-split scores of the served prompt per direction, for the served variant beside fp32."""
+    rows = {(r["variant"], r["design"], r["direction"], r["split"]): r for r in results["rows"]}
+    lines = [f"| direction | prompt | chrF ({variant}, served) | chrF fp32 | BLEU ({variant}) | items |",
+             "|---|---|---|---|---|---|"]
+    for direction in dict.fromkeys(r["direction"] for r in results["rows"]):
+        design = design_for(*direction.split("-"))
+        served, fp32 = rows.get((variant, design, direction, "test")), rows.get(("fp32", design, direction, "test"))
+        if served and fp32:
+            lines.append(f"| {direction} | {design} | {served['chrf']:.1f} | {fp32['chrf']:.1f} | "
+                         f"{served['bleu']:.1f} | {served['n']} of {served['of']} |")
+    choices = "; ".join(f"{direction} ({c['n']} items): " +
+                        ", ".join(f"{name} {score:.1f}" for name, score in c["dev_chrf"].items())
+                        for direction, c in results["choices"].items())
+    return (f"**Quality on our own test split** (hand-written pairs never used to pick the prompt, "
+            f"eval/translation_devset.jsonl; {results['created_utc'][:10]}, commit {results['commit'][:10]}, "
+            f"{results['environment']['cpu']}; `python -m eval.translation_prompts report`). BLEU uses sacrebleu's "
+            "zh tokenizer for Chinese and characters for ja/ko; where fewer items than the split holds were scored, the "
+            "CPU budget ran out first:\n\n" + "\n".join(lines) +
+            f"\n\n**Prompt** chosen per direction by fp32 chrF on the dev split (designs compared: {choices}).")
+
+
 def model_card() -> str:
     lines = [
         "**Model**: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, dequantized, exported to ONNX) · prompted as a translator "
@@ -32,16 +54,16 @@ def model_card() -> str:
         "paragraph breaks are kept. 单次最多 {0:,} 个字符，长文本按句翻译并保留段落。".format(MAX_INPUT_CHARS),
     ]
     try:
-        scores = json.loads(SCORES_FILE.read_text())
-        rows = ["| direction | chrF | BLEU | items |", "|---|---|---|---|"]
-        for direction, s in scores["backends"]["onnx"]["directions"].items():
-            rows.append(f"| {direction} | {s.get('chrf', float('nan')):.1f} | {s.get('bleu', float('nan')):.1f} | {s.get('n', '')} |")
-        lines.append(f"**Quality on our own dev set** ({scores.get('n_items', '?')} hand-written pairs, "
-                     f"eval/translation_devset.jsonl; ONNX path as served on CPU, {scores.get('created_utc', '')[:10]}; "
-                     "`python -m eval.translation`). BLEU uses sacrebleu's zh tokenizer for Chinese and characters "
-                     "for ja/ko:\n\n" + "\n".join(rows))
+        decision = served_variant_decision()
+        lines.append(f"**Served variant**: {decision.variant} — {decision.reason}.")
+        variant = decision.variant
+    except RuntimeUnavailable as exc:  # not exported yet: the scores still say what was measured
+        lines.append(f"**Served variant**: unknown until the model is exported ({exc}).")
+        variant = "fp32"
+    try:
+        lines.append(_quality_section(json.loads(RESULTS_FILE.read_text(encoding="utf-8")), variant))
     except (OSError, ValueError, KeyError, AttributeError):
-        lines.append("Quality scores: run `python -m eval.translation --json` to measure them on the dev set.")
+        lines.append("Quality scores: run `python -m eval.translation_prompts report` to measure them on the dev set.")
     lines.append("Limits: a 0.5B model — fine for everyday and business sentences, weaker on idioms, rare terms and "
                  "long sentences; it can occasionally answer instead of translating. Check important text.")
     return "\n\n".join(lines)

@@ -33,7 +33,9 @@ from models.languages import LANGUAGES
 
 DEVSET_PATH = Path(__file__).resolve().with_name("translation_devset.jsonl")
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "translation_scores.json"
-FIELDS = ("id", "src_lang", "tgt_lang", "domain", "source", "reference")
+FIELDS = ("id", "src_lang", "tgt_lang", "domain", "source", "reference", "split")
+# dev: used to choose prompts (eval/translation_prompts.py); test: never used for choosing, reported as is.
+SPLIT_NAMES = ("dev", "test")
 
 Translate = Callable[[str, str, str], str]
 
@@ -45,7 +47,7 @@ def onnx_backend(text: str, source: str, target: str) -> str:
 
 
 def torch_backend(text: str, source: str, target: str) -> str:
-    from models.translate import torch_translate_text
+    from eval.translation_torch import torch_translate_text
 
     return torch_translate_text(text, source, target)
 
@@ -70,6 +72,8 @@ def load_devset(path: Path | str = DEVSET_PATH) -> list[dict[str, str]]:
                 value = item.get(field)
                 if not isinstance(value, str) or not value.strip():
                     raise ValueError(f"{where}: field {field!r} missing or empty")
+            if item["split"] not in SPLIT_NAMES:
+                raise ValueError(f"{where}: split must be one of {SPLIT_NAMES}, got {item['split']!r}")
             for field in ("src_lang", "tgt_lang"):
                 if item[field] not in LANGUAGES:
                     raise ValueError(f"{where}: unsupported {field} {item[field]!r}")

@@ -18,11 +18,31 @@ def by_direction(key):
 
 def test_counts_per_direction():
     counts = Counter(direction(item) for item in ITEMS)
-    assert counts["en-zh"] >= 35
-    assert counts["zh-en"] >= 35
+    assert counts["en-zh"] >= 100
+    assert counts["zh-en"] >= 100
     for key in ("en-ja", "en-fr", "en-de", "en-es", "en-ko"):
         assert counts[key] >= 5, key
-    assert len(ITEMS) >= 95
+    assert len(ITEMS) >= 225
+
+
+@pytest.mark.parametrize("key", ["en-zh", "zh-en"])
+def test_main_directions_have_a_dev_split_for_choosing_and_a_larger_test_split(key):
+    splits = Counter(item["split"] for item in by_direction(key))
+    assert splits["dev"] >= 40 and splits["test"] >= 60
+    assert set(splits) == {"dev", "test"}
+
+
+def test_other_languages_are_test_only():
+    # They were never used to choose a prompt: nothing of theirs may sit in the dev split.
+    assert all(item["split"] == "test" for item in ITEMS if direction(item) not in ("en-zh", "zh-en"))
+
+
+def test_the_tabs_examples_are_not_in_the_test_split():
+    from demos.translate import EXAMPLES
+
+    examples = {text for text, _, _ in EXAMPLES}
+    assert not [item["id"] for item in ITEMS if item["split"] == "test" and item["source"] in examples
+                and direction(item) in ("en-zh", "zh-en")]
 
 
 def test_every_line_has_exactly_the_fields_and_none_is_empty():
@@ -78,8 +98,13 @@ def test_every_text_is_detected_as_its_declared_language():
 def test_main_directions_are_varied(key):
     items = by_direction(key)
     domains = Counter(item["domain"] for item in items)
-    assert set(domains) == {"business", "tech", "daily", "numbers"}
+    assert {"business", "tech", "daily", "numbers", "news", "product", "chat", "legal"} <= set(domains)
     assert min(domains.values()) >= 5
-    assert sum(bool(re.search(r"\d", item["source"])) for item in items) >= 5
-    assert any(len(re.findall(r"[.!?。！？]", item["source"])) >= 2 for item in items)  # multi-sentence items
-    assert all(len(item["source"]) <= 200 for item in items)
+    assert sum(bool(re.search(r"\d", item["source"])) for item in items) >= 10
+    assert sum(len(re.findall(r"[.!?。！？]", item["source"])) >= 2 for item in items) >= 10  # multi-sentence
+    lengths = sorted(len(item["source"]) for item in items)
+    assert lengths[0] <= 30 and lengths[-1] <= 400
+    # a few long items (English ones past the tab's 200-character segment, so split-and-join is scored too;
+    # a Chinese character carries about as much as three English letters)
+    long_enough = 200 if key == "en-zh" else 50
+    assert sum(length > long_enough for length in lengths) >= 2
