@@ -33,6 +33,7 @@ run: models
 	$(PY) app.py --host 127.0.0.1
 
 test: models $(VENV)/.ray-installed
+	$(PY) -m ruff check .
 	bash scripts/ensure_browser.sh
 	$(PY) -m pytest
 

@@ -28,8 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import Column, Report, environment, interleave, markdown_table, median, ort_device, \
-    percentile, ratio, variants_for
+from bench.common import (
+    Column,
+    Report,
+    environment,
+    interleave,
+    markdown_table,
+    median,
+    ort_device,
+    percentile,
+    ratio,
+    variants_for,
+)
 
 THROUGHPUT_TWEETS = 400  # test-split tweets (every 5th test row, the accuracy test's sample) for throughput
 

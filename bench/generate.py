@@ -21,8 +21,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from bench.common import Column, Report, environment, interleave, markdown_table, median, ort_device, percentile, \
-    ratio, variants_for
+from bench.common import (
+    Column,
+    Report,
+    environment,
+    interleave,
+    markdown_table,
+    median,
+    ort_device,
+    percentile,
+    ratio,
+    variants_for,
+)
 
 GENERATE_PROMPT = "Write a short story about a robot who learns to paint."
 
@@ -225,7 +235,7 @@ def torch_dtypes(dev: str) -> list[str]:
 def decoder_benchmark(name: str, model_id: str, prompt_ids: list[int], tokens: int = 64, rounds: int = 3,
                       streams: Sequence[int] = (), variants: list[str] | None = None, with_torch: bool = True,
                       log: Callable[[str], None] = print) -> Report:
-    from models.runtime import preferred_variant, manifest
+    from models.runtime import manifest, preferred_variant
 
     dev = ort_device()
     report = Report(name, environment(dev), {"model": model_id, "tokens": tokens, "rounds": rounds,

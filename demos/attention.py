@@ -23,8 +23,8 @@ from demos.attention_views import VIEWS, ViewRequest, heatmap_view, stats_table
 from demos.common import user_error
 from demos.downloads import write_download
 from models import attention as backend
-from models import backend as serving  # in-process or the Ray cluster (LAB_BACKEND)
 from models import attention_analysis as analysis
+from models import backend as serving  # in-process or the Ray cluster (LAB_BACKEND)
 from models.attention_analysis import AttentionAnalysis
 from models.languages import display_choices
 

@@ -6,12 +6,10 @@ a ``lang=`` in the URL wins over it for that visit without overwriting the store
 """
 from __future__ import annotations
 
-
 import gradio as gr
 
-from demos.common import user_error
-
 from content import pages
+from demos.common import user_error
 
 LANG_CHOICES = [("中文", "zh"), ("English", "en")]
 LANG_STORAGE_KEY = "llm-lab-guide-lang"

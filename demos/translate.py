@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import gradio as gr
 
 from demos.common import badge, decoder_queue, user_error
+from models.backend import model_info, translate_stream
 from models.languages import LANGUAGES, display_choices
 from models.paths import REPO_ROOT
 from models.runtime import RuntimeUnavailable
-from models.backend import model_info, translate_stream
 from models.translate import MAX_INPUT_CHARS, TRANSLATION_MODEL, design_for, served_variant_decision
 
 RESULTS_FILE = REPO_ROOT / "eval" / "results" / "translation_prompts.json"

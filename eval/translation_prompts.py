@@ -257,10 +257,11 @@ def speed_cost(verdicts: dict[str, dict], speeds: dict) -> None:
 
 def report(devset: Path = DEVSET_PATH, outputs_path: Path = OUTPUTS_PATH, results_path: Path = RESULTS_PATH,
            gate_path: Path = GATE_PATH, note: str = "") -> dict:
+    import sacrebleu
+
     from bench.common import environment
     from models.tokenization import get_tokenizer
     from models.translate import PROMPT_DESIGNS, TRANSLATION_MODEL
-    import sacrebleu
 
     items = load_devset(devset)
     rows, incomplete = collect(items, load_outputs(outputs_path), get_tokenizer(TRANSLATION_MODEL))

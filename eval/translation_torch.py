@@ -8,8 +8,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 from models.text_split import join_translations, split_for_translation
-from models.translate import (SEGMENT_CHARS, TRANSLATION_MODEL, get_translator, messages_for, segment_settings,
-                              validate_request)
+from models.translate import (
+    SEGMENT_CHARS,
+    TRANSLATION_MODEL,
+    get_translator,
+    messages_for,
+    segment_settings,
+    validate_request,
+)
 
 
 @lru_cache(maxsize=1)

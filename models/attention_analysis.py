@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # models.attention loads onnxruntime sessions; this module st
 
 from models.csv_export import csv_safe, table_to_csv  # noqa: F401  (the one CSV writer; re-exported for the tab)
 
-
 # --------------------------------------------------------------------------- selecting matrices
 
 

@@ -18,10 +18,10 @@ same scheduler, but each running sequence is stepped with its own run (`batched`
 """
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
-import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence

@@ -10,8 +10,8 @@ from models import runtime
 from models.backend import get_backend
 from models.engine import engine_stats
 from models.registry import REGISTRY
-from models.translate import TRANSLATION_MODEL
 from models.runtime import RuntimeUnavailable, loaded_sessions, manifest, runtime_summary
+from models.translate import TRANSLATION_MODEL
 
 
 def failed_gate_warning(model_id: str, path: str) -> str | None:

@@ -32,13 +32,32 @@ from __future__ import annotations
 
 from export.quantize.blocks import BLOCK, QuantizedWeight, dequantize, quantize_weight
 from export.quantize.fused import build_fused_decoder, rotary_cache
-from export.quantize.gate import (CLASSIFIER_TOLERANCE, GATE_PROMPTS, GATE_TOKENS, PERPLEXITY_TEXT, PPL_TOLERANCE,
-                                  classifier_gate, classifier_texts, decoder_gate, format_gate, is_decoder,
-                                  quality_gate)
-from export.quantize.graph import (ALL_INT4, INT8, LOSSLESS_FIRST, MS_DOMAIN, Recipe, load_model, quantize_model,
-                                   save_model, untie_lm_head, weight_matmuls)
-from export.quantize.variants import (add_cpu_variants, update_manifest, write_classifier_variant,
-                                      write_decoder_variant)
+from export.quantize.gate import (
+                                  CLASSIFIER_TOLERANCE,
+                                  GATE_PROMPTS,
+                                  GATE_TOKENS,
+                                  PERPLEXITY_TEXT,
+                                  PPL_TOLERANCE,
+                                  classifier_gate,
+                                  classifier_texts,
+                                  decoder_gate,
+                                  format_gate,
+                                  is_decoder,
+                                  quality_gate,
+)
+from export.quantize.graph import (
+                                  ALL_INT4,
+                                  INT8,
+                                  LOSSLESS_FIRST,
+                                  MS_DOMAIN,
+                                  Recipe,
+                                  load_model,
+                                  quantize_model,
+                                  save_model,
+                                  untie_lm_head,
+                                  weight_matmuls,
+)
+from export.quantize.variants import add_cpu_variants, update_manifest, write_classifier_variant, write_decoder_variant
 
 __all__ = [
     "ALL_INT4", "BLOCK", "CLASSIFIER_TOLERANCE", "GATE_PROMPTS", "GATE_TOKENS", "INT8", "LOSSLESS_FIRST", "MS_DOMAIN",

@@ -10,7 +10,6 @@ from onnx import TensorProto, helper, numpy_helper
 from export.quantize.blocks import BLOCK
 from export.quantize.graph import MS_DOMAIN, Recipe, _GraphWriter
 
-
 # --- fused decoder graph ----------------------------------------------------------------------------------
 #
 # optimum's eager-attention export spends ~100 small nodes per layer (shape arithmetic, rotary slices,

@@ -18,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from gradio_client import Client
 
+from tests.api.ray_cluster import REPO, ray_site_url  # noqa: F401  (fixture)
+from tests.api.site_checks import assert_clear_message, assert_healthy, get_health
+
 # The very test functions of the local-backend modules: collected here again, with the fixtures below.
 from tests.api.test_api_bad_input import *  # noqa: F401,F403
 from tests.api.test_api_endpoints import *  # noqa: F401,F403
-from tests.api.ray_cluster import REPO, ray_site_url  # noqa: F401  (fixture)
-from tests.api.site_checks import assert_clear_message, assert_healthy, get_health
 
 pytestmark = [pytest.mark.integration]
 

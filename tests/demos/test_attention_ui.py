@@ -17,7 +17,6 @@ from demos import attention_figures as figures
 from models import attention_analysis as aa
 from models.attention import AttentionResult
 
-
 SHAPES = {"minilm-l6-v2": (6, 12, False), "smollm2-135m-instruct": (30, 9, True)}
 
 

@@ -3,8 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from models.sampling import (SamplingSettings, apply_repetition_penalty, choose_token, sampling_distribution,
-                             top_alternatives)
+from models.sampling import (
+    SamplingSettings,
+    apply_repetition_penalty,
+    choose_token,
+    sampling_distribution,
+    top_alternatives,
+)
 
 
 def test_temperature_zero_is_greedy():

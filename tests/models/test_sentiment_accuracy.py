@@ -7,7 +7,6 @@ import csv
 import json
 
 import numpy as np
-import pytest
 
 from models import sentiment
 from models.paths import REPO_ROOT
