@@ -136,7 +136,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-COVERAGE = 0.8  # a config is compared in a (direction, split) cell if it has >= 80% of the median config's items
+COVERAGE = 0.8  # a config is compared in a (direction, split) cell if it has >= 80% of the best-covered config's items
 
 
 def collect(items: Sequence[dict], outputs: dict[str, dict], tokenizer) -> tuple[list[dict], list[dict]]:
@@ -158,9 +158,8 @@ def collect(items: Sequence[dict], outputs: dict[str, dict], tokenizer) -> tuple
             have = {config: ids for config, ids in have.items() if ids}
             if not have:
                 continue
-            counts = sorted(len(ids) for ids in have.values())
-            typical = counts[len(counts) // 2]
-            compared = {config: ids for config, ids in have.items() if len(ids) >= COVERAGE * typical}
+            most = max(len(ids) for ids in have.values())
+            compared = {config: ids for config, ids in have.items() if len(ids) >= COVERAGE * most}
             incomplete += [{"variant": v, "design": d, "direction": key, "split": split, "n": len(ids)}
                            for (v, d), ids in have.items() if (v, d) not in compared]
             common = [i for i in cell if all(i in fresh[config] for config in compared)]
