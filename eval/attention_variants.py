@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.common import write_results
+
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "attention_variants.json"
 TAB_LIMIT = 0.005  # the issue's bar: the tab's attention within this of PyTorch fp32
 TRANSLATION_CASE = ("The cat sat on the mat because it was tired.", "en", "zh", "猫坐在垫子上，因为它累了。")
@@ -183,10 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{model_id} {variant}: max |Δ| {report['max_abs_diff']:.2e} ({report['worst_case']}), "
                       f"RSS +{report['rss_growth_mb']:.0f} MB, load {report['session_load_s']:.1f} s", flush=True)
         results["models"][model_id] = entry
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    write_results(args.json, results)
     return 0
 
 

@@ -25,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from eval.common import write_results
+
 TESTSET_PATH = Path(__file__).resolve().parent / "data" / "langid_testset.jsonl"
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "langid.json"
 
@@ -144,10 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{key.split(':')[1]} {value:.2f}" for key, value in accuracy.items() if key.startswith("category:"))
             + f" · +{report['rss_growth_mb']:.0f} MB · {report['ms_per_item']:.2f} ms/item", flush=True)
     results["best"] = max(results["detectors"], key=lambda name: results["detectors"][name]["accuracy"]["all"])
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    write_results(args.json, results)
     return 0
 
 

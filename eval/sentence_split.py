@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from eval.common import write_results
+
 DATA = Path(__file__).resolve().parent / "data"
 GOLD_FILES = {"devset": DATA / "sentence_boundaries_devset.jsonl", "written": DATA / "sentence_boundaries.jsonl",
               "unit_cases": DATA / "sentence_boundaries_unit_cases.jsonl"}
@@ -134,10 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         subset: max(results["splitters"], key=lambda n: (results["splitters"][n][subset]["f1"],
                                                           results["splitters"][n][subset]["exact"]))
         for subset in gold}
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    write_results(args.json, results)
     return 0
 
 
