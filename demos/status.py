@@ -33,7 +33,6 @@ def status_line() -> str:
     engines = "; ".join(f"{e['model']}: {'batched' if e['batched'] else 'per-sequence'} engine, {e['running']}/{e['slots']} "
                         f"running, {e['waiting']} waiting" for e in report.get("engines", []))
     served += f" · {engines}" if engines else ""
-    served += "".join(f" · ⚠ {m['id']}: {m['warning']}" for m in report["models"] if m.get("warning"))
     return (f"<small>Serving on **{html.escape(device)}** · {html.escape(backend_text(report['backend']))} · "
             f"{html.escape(served)} · onnxruntime {runtime['onnxruntime']} · "
             f"gradio {version('gradio')} · {runtime['cpu_threads']} CPU threads · [health](/health)</small>")

@@ -219,9 +219,9 @@ class Engine:
         self._running_count = len(self._running)
 
     def _finish(self, request: Request, item) -> None:
-        request.outbox.put(item)
-        with self._cv:
+        with self._cv:  # released first, so a visitor who has the last step never sees the sequence running
             self._release(request)
+        request.outbox.put(item)
 
     def _deliver(self, request: Request, logits: np.ndarray) -> None:
         step = request.state.advance(logits)

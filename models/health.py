@@ -14,19 +14,6 @@ from models.runtime import RuntimeUnavailable, loaded_sessions, manifest, runtim
 from models.translate import TRANSLATION_MODEL
 
 
-def failed_gate_warning(model_id: str, path: str) -> str | None:
-    """A loud note when the served file is a variant that failed its quality gate (LAB_ALLOW_FAILED_VARIANTS=1)."""
-    try:
-        variants = manifest(model_id).get("variants", {})
-    except RuntimeUnavailable:
-        return None
-    for name, entry in variants.items():
-        gate = entry.get("gate")
-        if path.endswith("/" + entry["file"]) and gate is not None and not gate.get("pass"):
-            return f"serving variant {name}, which FAILED its quality gate"
-    return None
-
-
 def _local_models() -> list[dict]:
     loaded = {info.model_id: info for info in loaded_sessions()}
     models = []
@@ -39,9 +26,6 @@ def _local_models() -> list[dict]:
             entry["exported"] = False
         if model_id in loaded:
             entry.update(loaded=True, provider=loaded[model_id].provider, precision=loaded[model_id].precision)
-            warning = failed_gate_warning(model_id, loaded[model_id].path)
-            if warning:
-                entry["warning"] = warning
         else:
             entry["loaded"] = False
         problem = runtime.problem(model_id)

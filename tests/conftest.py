@@ -100,7 +100,7 @@ def tiny_fused_llama(tiny_model_root):
     config_dict = json.loads((out / "config.json").read_text())
     fused, _ = quantize.build_fused_decoder(quantize.load_model(out / "model.onnx"), config_dict, None)
     quantize.save_model(fused, out / "model_fused.onnx")
-    (out / "build.json").write_text(json.dumps({"model_id": "tiny-fused", "key": {}, "variants": {
+    (out / "build.json").write_text(json.dumps({"model_id": "tiny-fused", "key": {}, "check": FIXTURE_CHECK, "variants": {
         "fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cuda"]},
         "fused": {"file": "model_fused.onnx", "precision": "fp32, fused graph", "default_for": ["cpu"]}}}))
     return model, tokenizer
@@ -156,10 +156,14 @@ def tiny_registry(tiny_model_root, monkeypatch):
         spec = registry.ModelSpec(id=model_id, task=task, title=model_id, architecture="tiny random", license="n/a",
                                   provenance="built in tests", export=registry.ExportSettings(task=task))
         monkeypatch.setitem(registry.REGISTRY, model_id, spec)
+    from models import engine
+
     runtime._sessions.clear()
+    engine._engines.clear()
     tokenization._load.cache_clear()
     yield
     runtime._sessions.clear()
+    engine._engines.clear()
     tokenization._load.cache_clear()
 
 
@@ -230,3 +234,11 @@ def live_site():
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(autouse=True)
+def _gate_records_stay_out_of_the_repo(tmp_path_factory, monkeypatch):
+    """Quality gates run by tests (tiny models) must not overwrite export/results/, the committed real runs."""
+    from export.quantize import variants
+
+    monkeypatch.setattr(variants, "GATE_RESULTS_DIR", tmp_path_factory.getbasetemp() / "gate-results")

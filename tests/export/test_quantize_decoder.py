@@ -220,9 +220,12 @@ def test_classifier_variant_is_reported_and_the_gate_fails_a_broken_one(classifi
 ])
 def test_only_a_variant_that_passes_its_gate_becomes_the_cpu_default(classifier_dir, monkeypatch, passes,
                                                                       int8_serves_on, fp32_serves_on):
+    from export.quantize import variants as written
     from models.registry import get_spec
 
-    monkeypatch.setattr(q, "quality_gate", lambda *a, **k: {"pass": passes, "max_abs_diff": 0.0})
+    monkeypatch.setattr(written, "quality_gate", lambda *a, **k: {"pass": passes, "max_abs_diff": 0.0, "tolerance": 0.01,
+                                                                   "same_label_fraction": 1.0,
+                                                                   "model": CLASSIFIER_ID, "variant": "int8"})
     variants = q.add_cpu_variants(classifier_dir, get_spec(CLASSIFIER_ID), log=lambda m: None)
     assert variants["int8"]["default_for"] == int8_serves_on
     assert variants["fp32"]["default_for"] == fp32_serves_on

@@ -25,11 +25,9 @@ def own_copy(tiny_llama, tiny_bert, tiny_registry, tiny_model_root, tmp_path, mo
     monkeypatch.setenv("LAB_MODEL_DIR", str(tmp_path))
     runtime._sessions.clear()
     runtime._problems.clear()
-    generation.get_generator.cache_clear()
     yield tmp_path / "onnx"
     runtime._sessions.clear()
     runtime._problems.clear()
-    getattr(generation.get_generator, "cache_clear", lambda: None)()  # a test may have replaced it
     tokenization._load.cache_clear()
 
 

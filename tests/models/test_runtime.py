@@ -59,16 +59,3 @@ def test_cuda_requested_but_session_on_cpu_is_an_error(tiny_llama, tiny_registry
 def test_unknown_model_ids_list_the_known_ones():
     with pytest.raises(ValueError, match="known:"):
         runtime.get_session("gpt-17")
-
-
-def test_a_forced_variant_that_failed_its_quality_gate_is_refused_unless_allowed(monkeypatch):
-    from models.runtime import RuntimeUnavailable, preferred_variant
-
-    variants = {"fp32": {"file": "model.onnx", "default_for": ["cpu"]},
-                "int4": {"file": "model_int4.onnx", "default_for": [], "gate": {"pass": False, "perplexity_change": 0.2}}}
-    monkeypatch.setenv("LAB_VARIANT_SMOLLM2_135M_INSTRUCT", "int4")
-    monkeypatch.delenv("LAB_ALLOW_FAILED_VARIANTS", raising=False)
-    with pytest.raises(RuntimeUnavailable, match="failed its quality gate"):
-        preferred_variant("smollm2-135m-instruct", variants)
-    monkeypatch.setenv("LAB_ALLOW_FAILED_VARIANTS", "1")
-    assert preferred_variant("smollm2-135m-instruct", variants) == "int4"
