@@ -1,8 +1,12 @@
 """Small UI helpers shared by the tabs (formatting only; no model math)."""
 from __future__ import annotations
 
+import functools
 import html
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import anyio
 import gradio as gr
 
 
@@ -46,3 +50,48 @@ def decoder_queue(model_id: str) -> dict:
     from models.backend import decoder_slots
 
     return {"concurrency_limit": decoder_slots(), "concurrency_id": f"decoder:{model_id}"}
+
+
+_DONE = object()
+
+
+def cancellable_stream(handler: Callable[..., Iterator]) -> Callable[..., AsyncIterator]:
+    """Serve a streaming handler so that a cancelled job always closes its stream (and frees its engine slot).
+
+    Gradio (6.17) drives a sync generator from worker threads and registers it for closing only after its
+    first output; a job cancelled before that (queued in the engine, or still prefilling: the API client's
+    cancel, a Stop press) left the generator suspended and its sequence decoding to the end for nobody.
+    As an async generator the handler runs inside the job's task: cancelling the task raises here, and the
+    `finally` closes the stream, whose own `finally` cancels the engine request."""
+
+    @functools.wraps(handler)
+    async def stream(*args, **kwargs):
+        iterator = handler(*args, **kwargs)
+        busy = threading.Lock()  # held while a worker thread runs the generator
+
+        def step():
+            with busy:
+                return next(iterator, _DONE)
+
+        def close():
+            with busy:
+                iterator.close()
+
+        try:
+            while True:
+                item = await anyio.to_thread.run_sync(step)
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            # Never awaits: a cancelled job can be cancelled again while it cleans up (Gradio's /cancel cancels
+            # every task of the session). If the generator is mid-step in a worker thread, close it right after.
+            if busy.acquire(blocking=False):
+                try:
+                    iterator.close()
+                finally:
+                    busy.release()
+            else:
+                threading.Thread(target=close, name="close-stream", daemon=True).start()
+
+    return stream

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import gradio as gr
 
-from demos.common import badge, decoder_queue, query_param, user_error
+from demos.common import badge, cancellable_stream, decoder_queue, query_param, user_error
 from models.backend import generate, model_info
 from models.generation import GENERATION_MODEL, MAX_PROMPT_CHARS
 from models.runtime import RuntimeUnavailable
@@ -175,12 +175,12 @@ def build(demo: gr.Blocks) -> None:
     outputs = [chatbot, completion, status, alternatives, share]
     run_inputs = [prompt, mode, chatbot] + settings
     queue = decoder_queue(GENERATION_MODEL)
-    run_event = gr.on([run_btn.click, prompt.submit], run_generation, run_inputs, outputs, api_visibility="private",
-                      **queue)
+    run_event = gr.on([run_btn.click, prompt.submit], cancellable_stream(run_generation), run_inputs, outputs,
+                      api_visibility="private", **queue)
     stop_btn.click(None, None, None, cancels=[run_event], api_visibility="private")
     clear_btn.click(lambda: ([], "", "", [], ""), None, outputs, api_visibility="private")
     share.change(None, share, None, js="(q) => { if (q) { history.replaceState(null, '', q); } }",
                  api_visibility="private")
-    gr.api(generate_api, api_name="generate", **queue)
+    gr.api(cancellable_stream(generate_api), api_name="generate", **queue)
     demo.load(apply_query, None, [prompt, mode, system, max_new, temperature, top_k, top_p, rep, seed, stop],
               api_visibility="private", show_progress="hidden")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from demos.common import badge, decoder_queue, user_error
+from demos.common import badge, cancellable_stream, decoder_queue, user_error
 from models.backend import model_info, translate_stream
 from models.languages import LANGUAGES, display_choices
 from models.paths import REPO_ROOT
@@ -122,8 +122,8 @@ def build(demo: gr.Blocks) -> None:
         gr.Markdown(model_card())
 
     queue = decoder_queue(TRANSLATION_MODEL)
-    event = run_btn.click(run_translation, [text, source, target], [output, status], api_visibility="private",
-                          **queue)
+    event = gr.on([run_btn.click], cancellable_stream(run_translation), [text, source, target], [output, status],
+                  api_visibility="private", **queue)
     stop_btn.click(None, None, None, cancels=[event], api_visibility="private")
     swap_btn.click(swap, [source, target, text, output], [source, target, text, output], api_visibility="private")
-    gr.api(translate_api, api_name="translate", **queue)
+    gr.api(cancellable_stream(translate_api), api_name="translate", **queue)

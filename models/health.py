@@ -7,7 +7,7 @@ its file present and unchanged since it was loaded. Otherwise "problem" says why
 from __future__ import annotations
 
 from models import runtime
-from models.backend import get_backend
+from models.backend import decoder_slots, get_backend
 from models.engine import engine_stats
 from models.registry import REGISTRY
 from models.runtime import RuntimeUnavailable, loaded_sessions, manifest, runtime_summary
@@ -65,4 +65,5 @@ def health_report() -> dict:
         "active_generations": backend.active_generations(),
         "active_translations": sum(e["running"] + e["waiting"] for e in engines if e["model"] == TRANSLATION_MODEL),
         "engines": engines,
+        "decoder_slots": decoder_slots(),  # streams per decoder model the site runs at once; more wait in the queue
     }

@@ -83,10 +83,11 @@ def flood_queue(url: str, api_name: str, data: list, queue_size: int | None = No
     from gradio_client import Client
 
     size = queue_size or int(os.environ.get("LAB_QUEUE_SIZE", "16"))
+    running = get_health(url)[1]["decoder_slots"]
     client = Client(url, verbose=False, download_files=False)
     jobs = []
     try:
-        for _ in range(size + 4):  # two decoder slots run, the rest wait; a few more so it is surely full
+        for _ in range(running + size + 4):  # the decoder's slots run, the rest wait; a few more: surely full
             jobs.append(client.submit(*data, api_name="/" + api_name))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and get_health(url)[1]["active_generations"] < 1:

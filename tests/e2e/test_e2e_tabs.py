@@ -18,8 +18,10 @@ DONE = re.compile(r"\b(\d+)/\1 segments")  # the translate badge once every segm
 
 def choose(page, label: str, option: str) -> None:
     """Pick an option of a gr.Dropdown the way a person does: open it, click the entry."""
-    page.get_by_label(label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    field = page.get_by_label(label, exact=True)
+    field.click()
+    # this dropdown's own list (its input names it): another dropdown's list may be open with the same entry
+    page.locator(f"#{field.get_attribute('aria-controls')}").get_by_role("option", name=option, exact=True).click()
     expect(page.get_by_label(label, exact=True)).to_have_value(option)
 
 

@@ -1,5 +1,5 @@
 """The cost calculator's sub-tab links and URL sync in a real browser (needs the exported models and Chromium,
-like tests/e2e; deselect with -m 'not e2e')."""
+like the rest of tests/e2e; deselect with -m 'not e2e')."""
 from __future__ import annotations
 
 import re
@@ -7,13 +7,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.site_checks import site_url  # noqa: F401  (fixture)
-from tests.e2e.conftest import browser, visit  # noqa: F401  (fixtures)
-
 pytestmark = pytest.mark.e2e
 
 
-def test_breakeven_link_opens_its_sub_tab_filled_and_computed(visit):  # noqa: F811
+def test_breakeven_link_opens_its_sub_tab_filled_and_computed(visit):
     page = visit.open("?tab=costs&calc=breakeven&params=8e9&gpu=H100-80GB&gpus=1&util=0.5&api_in=0.15"
                       "&api_out=0.6&price=2&in_tokens=2e9&out_tokens=5e8")
     expect(page.get_by_role("tab", name="API vs self-host 自建对比", selected=True)).to_be_visible()
@@ -23,7 +20,7 @@ def test_breakeven_link_opens_its_sub_tab_filled_and_computed(visit):  # noqa: F
     expect(page.get_by_text(re.compile(r"at 50% utilisation vs the API"))).to_be_visible()
 
 
-def test_editing_a_sub_tab_rewrites_the_url_for_that_calculator(visit):  # noqa: F811
+def test_editing_a_sub_tab_rewrites_the_url_for_that_calculator(visit):
     page = visit.open("?tab=costs&params=7e9&mfu=0.4")
     visit.tab("Cost calculator 成本计算")
     page.get_by_role("tab", name="Fleet 集群", exact=True).click()
@@ -37,7 +34,7 @@ def test_editing_a_sub_tab_rewrites_the_url_for_that_calculator(visit):  # noqa:
            ).to_be_visible()
 
 
-def test_a_bad_link_value_warns_and_keeps_the_page(visit):  # noqa: F811
+def test_a_bad_link_value_warns_and_keeps_the_page(visit):
     page = visit.open("?tab=costs&calc=fleet&qps=lots&tp=3x")
     expect(page.get_by_role("tab", name="Fleet 集群", selected=True)).to_be_visible()
     expect(page.get_by_text(re.compile(r"Link: qps"))).to_be_visible()
