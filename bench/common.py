@@ -11,6 +11,7 @@ import os
 import platform
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -154,6 +155,25 @@ def interleave(contenders: dict[str, Callable[[], dict]], rounds: int, warmup: i
             if log:
                 log(f"  round {index + 1}/{rounds} {name}: {_brief(results[name][-1])}")
     return results
+
+
+def run_at_once(work: Callable[[int], None], count: int) -> tuple[float, float]:
+    """Run work(0), ..., work(count - 1) in threads released together (visitors arriving at the same moment);
+    return the common start (perf_counter) and the wall time until the last one ends."""
+    barrier = threading.Barrier(count + 1)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        work(index)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return start, time.perf_counter() - start
 
 
 def _brief(sample: dict) -> str:

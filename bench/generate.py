@@ -17,7 +17,6 @@ and per-stream inter-token latency p50/p95.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,6 +30,7 @@ from bench.common import (
     ort_device,
     percentile,
     ratio,
+    run_at_once,
     variants_for,
 )
 
@@ -198,24 +198,15 @@ def concurrent_streams(engine, prompt_ids: list[int], tokens: int, streams: int)
     settings = greedy_settings(tokens)
     results: list[tuple[list[float], list[int]]] = [([], [])] * streams
     errors: list[BaseException] = []
-    barrier = threading.Barrier(streams + 1)
 
     def worker(index: int):
         try:
-            barrier.wait()
             times, ids, _ = timed_stream(engine.stream(prompt_ids, settings))
             results[index] = (times, ids)
         except BaseException as exc:  # noqa: BLE001 - reported after join
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    start, wall = run_at_once(worker, streams)
     if errors:
         raise errors[0]
     gaps = [(b - a) * 1000 for times, _ in results for a, b in zip(times, times[1:])]

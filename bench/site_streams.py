@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 
-from bench.common import Report, environment, ort_device, ratio
+from bench.common import Report, environment, ort_device, ratio, run_at_once
 
 PROMPTS = ["Once upon a time, in a city full of robots,", "The three biggest costs of training a model are",
            "A startup that sells to restaurants should", "The history of the GPU began when",
@@ -33,10 +32,8 @@ def run_clients(url: str, clients: int, tokens: int) -> dict:
     texts: list[str | None] = [None] * clients
     errors: list[str] = []
     latencies: list[float] = [0.0] * clients
-    barrier = threading.Barrier(clients + 1)
 
     def visitor(index: int):
-        barrier.wait()
         start = time.perf_counter()
         try:
             texts[index] = connections[index].predict(PROMPTS[index % len(PROMPTS)], "completion", tokens, 0, 50, 1.0,
@@ -45,14 +42,7 @@ def run_clients(url: str, clients: int, tokens: int) -> dict:
             errors.append(f"{type(exc).__name__}: {exc}"[:200])
         latencies[index] = time.perf_counter() - start
 
-    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    _, wall = run_at_once(visitor, clients)
     for client in connections:
         client.close()
     counted = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts if t]
