@@ -14,6 +14,7 @@ Links inside pages are either external (``https://...``) or site-relative:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,7 @@ import yaml
 from markdown_it import MarkdownIt
 
 from content import measured
+from costs import api_prices
 
 CONTENT_DIR = Path(__file__).resolve().parent
 LANGS: tuple[str, ...] = ("zh", "en")
@@ -33,6 +35,10 @@ TAB_IDS: tuple[str, ...] = ("generate", "classify", "translate", "attention", "c
 _ANCHOR_SUFFIX = re.compile(r"\s*\{#([a-z0-9][a-z0-9-]*)\}\s*$")
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 _REQUIRED_KEYS = ("id", "title", "nav", "order", "updated", "summary")
+# Generated tables: a line that is exactly {{table:<name>}} becomes that table, in the page's language, when the
+# page is read. The inference page's API prices and the calculator read the same CSV, so a price exists once.
+TABLES: dict[str, Callable[[str], str]] = {"api-prices": api_prices.markdown_table}
+_TABLE_LINE = re.compile(r"^\{\{table:([^}]*)\}\}$", re.M)
 # CommonMark plus GFM tables (the costs page has them); linkify off: every link is written [text](url).
 _MD = MarkdownIt("commonmark").enable("table")
 
@@ -141,6 +147,15 @@ def _headings_and_links(body: str) -> tuple[tuple[Heading, ...], tuple[Link, ...
     return tuple(headings), tuple(links)
 
 
+def _expand_tables(body: str, path: Path, lang: str) -> str:
+    def table(match: re.Match) -> str:
+        if match.group(1) not in TABLES:
+            raise ValueError(f"{path}: unknown table {match.group(1)!r}; tables: {', '.join(TABLES)}")
+        return TABLES[match.group(1)](lang)
+
+    return _TABLE_LINE.sub(table, body)
+
+
 def parse_page(text: str, path: Path, lang: str) -> Page:
     match = _FRONT_MATTER.match(text)
     if not match:
@@ -151,7 +166,7 @@ def parse_page(text: str, path: Path, lang: str) -> Page:
         raise ValueError(f"{path}: front matter lacks {', '.join(missing)}")
     if meta["id"] != path.stem:
         raise ValueError(f"{path}: front matter id {meta['id']!r} differs from the file name")
-    body = text[match.end():]
+    body = _expand_tables(text[match.end():], path, lang)
     headings, links = _headings_and_links(body)
     return Page(id=str(meta["id"]), lang=lang, title=str(meta["title"]), nav=str(meta["nav"]),
                 order=int(meta["order"]),

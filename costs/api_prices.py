@@ -38,6 +38,8 @@ class ApiPrice:
     cached_input_usd_per_1m: float | None
     batch_discount: float | None
     original_currency: str
+    original_input_per_1m: float  # the price page's own figures, in original_currency
+    original_output_per_1m: float
     fx_usd_per_unit: float
     source_url: str
     as_of: str
@@ -62,8 +64,54 @@ def load_api_prices() -> tuple[ApiPrice, ...]:
         return tuple(ApiPrice(row["provider"], row["country"], row["model"], float(row["input_usd_per_1m"]),
                               float(row["output_usd_per_1m"]), _optional(row["cached_input_usd_per_1m"]),
                               _optional(row["batch_discount"]), row["original_currency"],
+                              float(row["original_input_per_1m"]), float(row["original_output_per_1m"]),
                               float(row["fx_usd_per_unit"]), row["source_url"], row["as_of"], row["note"])
                      for row in reader)
+
+
+# The one rendering of the table, for the Guide's inference page ({{table:api-prices}}) and the calculator tab.
+_HEADERS = {
+    "en": ("Provider (country)", "Model (API id)", "Input", "Cached input", "Output", "Batch", "As of", "Pricing page"),
+    "zh": ("厂商（国家）", "模型（API 名称）", "输入", "缓存输入", "输出", "批处理", "价格日期", "定价页面"),
+}
+_WORDS = {
+    "en": {"none": "none listed", "same": "same", "page": "pricing", "off": "{:.0%} off", "unlisted": "—",
+           "converted": "{usd} ({currency} {original:g})", "provider": "{provider} ({country})",
+           "countries": {}},
+    "zh": {"none": "未列出", "same": "同上", "page": "定价", "off": "{:.0f} 折", "unlisted": "—",
+           "converted": "{usd}（{currency} {original:g}）", "provider": "{provider}（{country}）",
+           "countries": {"US": "美国", "CN": "中国", "FR": "法国"}},
+}
+
+
+def usd_text(value: float) -> str:
+    """A price as the providers print it: at least two decimals, more only where the price has them."""
+    text = f"{value:.4f}".rstrip("0")
+    return text if len(text.split(".")[1]) >= 2 else f"{value:.2f}"
+
+
+def markdown_table(lang: str = "en") -> str:
+    """Every row of costs/data/api_prices.csv as a Markdown table, in the CSV's order (USD per 1M tokens)."""
+    if lang not in _HEADERS:
+        raise ValueError(f"unknown language {lang!r}; expected one of {', '.join(_HEADERS)}")
+    words = _WORDS[lang]
+    lines = ["| " + " | ".join(_HEADERS[lang]) + " |", "|" + "---|" * len(_HEADERS[lang])]
+    previous_url = None
+    for p in load_api_prices():
+        price_in, price_out = usd_text(p.input_usd_per_1m), usd_text(p.output_usd_per_1m)
+        if p.original_currency != "USD":  # a converted price also shows the figure on the provider's page
+            price_in, price_out = (words["converted"].format(usd=usd, currency=p.original_currency, original=original)
+                                   for usd, original in ((price_in, p.original_input_per_1m),
+                                                         (price_out, p.original_output_per_1m)))
+        cached = usd_text(p.cached_input_usd_per_1m) if p.cached_input_usd_per_1m is not None else words["unlisted"]
+        discount = p.batch_discount
+        batch = (words["off"].format(discount if lang == "en" else 10 * (1 - discount)) if discount
+                 else words["none"])
+        page = words["same"] if p.source_url == previous_url else f"[{p.provider} {words['page']}]({p.source_url})"
+        previous_url = p.source_url
+        who = words["provider"].format(provider=p.provider, country=words["countries"].get(p.country, p.country))
+        lines.append(f"| {who} | {p.model} | {price_in} | {cached} | {price_out} | {batch} | {p.as_of} | {page} |")
+    return "\n".join(lines)
 
 
 def get_api_price(model: str) -> ApiPrice:

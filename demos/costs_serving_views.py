@@ -124,14 +124,5 @@ def breakeven_view(r: breakeven.BreakEven):
 
 
 def api_prices_markdown() -> str:
-    rows = api_prices.load_api_prices()
-    lines = ["#### API prices per 1M tokens (`costs/data/api_prices.csv`; check the provider's page before relying "
-             "on a figure)", "| provider | model | input | output | cached input | batch discount | as of | source |",
-             "|---|---|---|---|---|---|---|---|"]
-    for p in rows:
-        cached = f"${p.cached_input_usd_per_1m:g}" if p.cached_input_usd_per_1m is not None else "—"
-        batch = f"{p.batch_discount:.0%}" if p.batch_discount else "—"
-        fx = "" if p.original_currency == "USD" else f" (from {p.original_currency} at {p.fx_usd_per_unit:g} USD)"
-        lines.append(f"| {p.provider} ({p.country}) | {p.model} | ${p.input_usd_per_1m:g}{fx} | "
-                     f"${p.output_usd_per_1m:g} | {cached} | {batch} | {p.as_of} | [pricing]({p.source_url}) |")
-    return "\n".join(lines)
+    return ("#### API prices per 1M tokens, USD (`costs/data/api_prices.csv`; check the provider's page before "
+            "relying on a figure)\n\n" + api_prices.markdown_table("en"))
