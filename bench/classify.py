@@ -54,7 +54,7 @@ def throughput_texts(n: int = THROUGHPUT_TWEETS) -> list[str]:
     """Real tweets of mixed length (3 to 128 tokens) from the test split, in split order (not sorted)."""
     import json
 
-    from export.train_sentiment import SPLIT_PATH, TEST_SAMPLE_STEP, load_corpus
+    from export.train_sentiment.data import SPLIT_PATH, TEST_SAMPLE_STEP, load_corpus
 
     rows = load_corpus()
     test_rows = json.loads(SPLIT_PATH.read_text())["splits"]["test"][::TEST_SAMPLE_STEP]

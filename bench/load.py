@@ -237,7 +237,7 @@ def report(results: list[Result], seconds: float, clients: int) -> tuple[str, di
     return "\n".join(lines), summary
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="site to load (default: start app.py on a free port)")
     parser.add_argument("--clients", type=int, default=20)
@@ -251,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30, help="soak duration (default 30)")
     parser.add_argument("--temp-max-age", type=int, default=300,
                         help="soak: LAB_TEMP_MAX_AGE_S of the site it starts, so temp-file pruning shows within the run")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.soak:
         return soak_main(args)
 

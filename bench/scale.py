@@ -200,6 +200,27 @@ def table(payload: dict) -> str:
     return "\n".join(lines)
 
 
+def summarize(clf: dict, gen: dict, visitor: dict) -> tuple[list[dict], dict]:
+    """Median of each contender's rounds: the replica-scaling rows and the one-visitor overhead."""
+    def med(samples, key):
+        return median([s[key] for s in samples])
+
+    rows = [
+        {"measure": "classifier requests/s, 16 clients", "one": med(clf["1 replica"], "requests_per_s"),
+         "two": med(clf["2 replicas"], "requests_per_s")},
+        {"measure": "SmolLM2 aggregate tok/s, 16 streams", "one": med(gen["1 replica"], "aggregate_tokens_per_s"),
+         "two": med(gen["2 replicas"], "aggregate_tokens_per_s")},
+    ]
+    for row in rows:
+        row["ratio"] = ratio(row["two"], row["one"])
+    overhead = {"local_ttft_ms": med(visitor["local"], "ttft_ms"), "ray_ttft_ms": med(visitor["ray"], "ttft_ms"),
+                "local_tokens_per_s": med(visitor["local"], "tokens_per_s"),
+                "ray_tokens_per_s": med(visitor["ray"], "tokens_per_s")}
+    overhead["added_ttft_ms"] = overhead["ray_ttft_ms"] - overhead["local_ttft_ms"]
+    overhead["tokens_per_s_ratio"] = ratio(overhead["ray_tokens_per_s"], overhead["local_tokens_per_s"])
+    return rows, overhead
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -241,22 +262,7 @@ def main(argv=None) -> int:
         fault = fault_run(two, args.tokens)
         log(f"  {fault}")
 
-    def med(samples, key):
-        return median([s[key] for s in samples])
-
-    rows = [
-        {"measure": "classifier requests/s, 16 clients", "one": med(clf["1 replica"], "requests_per_s"),
-         "two": med(clf["2 replicas"], "requests_per_s")},
-        {"measure": "SmolLM2 aggregate tok/s, 16 streams", "one": med(gen["1 replica"], "aggregate_tokens_per_s"),
-         "two": med(gen["2 replicas"], "aggregate_tokens_per_s")},
-    ]
-    for row in rows:
-        row["ratio"] = ratio(row["two"], row["one"])
-    overhead = {"local_ttft_ms": med(visitor["local"], "ttft_ms"), "ray_ttft_ms": med(visitor["ray"], "ttft_ms"),
-                "local_tokens_per_s": med(visitor["local"], "tokens_per_s"),
-                "ray_tokens_per_s": med(visitor["ray"], "tokens_per_s")}
-    overhead["added_ttft_ms"] = overhead["ray_ttft_ms"] - overhead["local_ttft_ms"]
-    overhead["tokens_per_s_ratio"] = ratio(overhead["ray_tokens_per_s"], overhead["local_tokens_per_s"])
+    rows, overhead = summarize(clf, gen, visitor)
     report.rows = rows + [dict(measure="one visitor", **overhead), dict(measure="fault", **fault)]
     report.samples = {"classifier": clf, "decoder": gen, "one_visitor": visitor}
     report.notes = ["shared 2-core machine (other agents' jobs running): ratios are from this one run, "

@@ -208,6 +208,8 @@ def explainer(lang: str) -> str:
 
 
 def build(demo: gr.Blocks) -> None:
+    # Longer than 60 lines on purpose: Gradio layout reads top to bottom as the page does, and the events at
+    # the end need the components it creates; the work itself is in run_model / rerender / models.attention.
     choices = [(label, model_id) for model_id, label in backend.ATTENTION_MODELS.items()]
     max_layers, max_heads = backend.MAX_LAYERS, backend.MAX_HEADS
     gr.Markdown(

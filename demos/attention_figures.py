@@ -50,6 +50,17 @@ def _labels(tokens: list[str]) -> list[str]:
     return [_esc(label) for label in position_labels(tokens)]
 
 
+def _weights_trace(z: np.ndarray, x: list[str], y: list[str], hovertemplate: str, **extra) -> go.Heatmap:
+    """An attention-weight heatmap trace: the one colour scale from 0, gaps (NaN) left blank, not hoverable."""
+    return go.Heatmap(z=z, x=x, y=y, colorscale=COLORSCALE, zmin=0, hoverongaps=False, hovertemplate=hovertemplate,
+                      **extra)
+
+
+def _blank_future(z: np.ndarray) -> np.ndarray:
+    """A causal model's cells above the diagonal (masked, exactly 0) as NaN, drawn as blank grey."""
+    return np.where(np.triu(np.ones(z.shape, dtype=bool), k=1), np.nan, z).astype(np.float32)
+
+
 def _layout(fig: go.Figure, title: str, height: int, **extra) -> go.Figure:
     settings = dict(
         title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
@@ -93,22 +104,13 @@ def heatmap_figure(
     col_tokens = row_tokens if col_tokens is None else col_tokens
     z, ylabels, xlabels, pooled = _pooled(np.asarray(matrix, dtype=np.float32), row_tokens, col_tokens, max_side)
     if causal and z.shape[0] == z.shape[1]:
-        z = np.where(np.triu(np.ones(z.shape, dtype=bool), k=1), np.nan, z).astype(np.float32)
+        z = _blank_future(z)
     n_rows, n_cols = z.shape
     cell = max(3, min(36, 720 // max(n_rows, n_cols)))
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=xlabels,
-            y=ylabels,
-            colorscale=COLORSCALE,
-            zmin=0,
-            zmax=float(np.nanmax(z)) if np.isfinite(z).any() else 1.0,
-            hoverongaps=False,
-            colorbar=dict(title=dict(text="weight"), thickness=12),
-            hovertemplate=f"{row_name} %{{y}} → {col_name} %{{x}}: %{{z:.4f}}<extra></extra>",
-        )
-    )
+    fig = go.Figure(_weights_trace(
+        z, xlabels, ylabels, f"{row_name} %{{y}} → {col_name} %{{x}}: %{{z:.4f}}<extra></extra>",
+        zmax=float(np.nanmax(z)) if np.isfinite(z).any() else 1.0,
+        colorbar=dict(title=dict(text="weight"), thickness=12)))
     note = " (pooled: each cell = share of a block of queries landing in a block of keys)" if pooled else ""
     _layout(fig, _esc(title) + note, height=min(900, max(360, 140 + cell * n_rows)))
     fig.update_xaxes(type="category", side="top", tickangle=-60, title_text=f"{col_name} →", showgrid=False)
@@ -154,20 +156,10 @@ def model_view_figure(
     y = _tiled_labels(n_layers, bins, gap, [f"layer {i} · q" for i in range(n_layers)], short)
     x = _tiled_labels(n_heads, bins, gap, [f"head {i} · k" for i in range(n_heads)], short)
     value = "%{z:.0%} of this head's peak" if per_head_scale else "%{z:.4f}"
-    fig = go.Figure(
-        go.Heatmap(
-            z=canvas,
-            x=x,
-            y=y,
-            colorscale=COLORSCALE,
-            zmin=0,
-            zmax=1 if per_head_scale else float(np.nanmax(canvas)),
-            hoverongaps=False,
-            showscale=not per_head_scale,
-            colorbar=dict(title=dict(text="weight"), thickness=12),
-            hovertemplate="%{y}<br>→ %{x}<br>" + value + "<extra></extra>",
-        )
-    )
+    fig = go.Figure(_weights_trace(
+        canvas, x, y, "%{y}<br>→ %{x}<br>" + value + "<extra></extra>",
+        zmax=1 if per_head_scale else float(np.nanmax(canvas)), showscale=not per_head_scale,
+        colorbar=dict(title=dict(text="weight"), thickness=12)))
     tile_px = int(np.clip(min(760 / n_heads, 1700 / n_layers), 34, 110))  # 30 layers stay under ~1800 px
     stride = bins + gap
     fig.update_xaxes(
@@ -228,11 +220,8 @@ def token_view_figure(
         )
     if by_layer is not None:
         fig.add_trace(
-            go.Heatmap(
-                z=np.asarray(by_layer, dtype=np.float32), x=labels, y=[f"L{i}" for i in range(len(by_layer))],
-                colorscale=COLORSCALE, zmin=0, showscale=False,
-                hovertemplate="%{y} · selection → %{x}: %{z:.4f}<extra></extra>",
-            ),
+            _weights_trace(np.asarray(by_layer, dtype=np.float32), labels, [f"L{i}" for i in range(len(by_layer))],
+                           "%{y} · selection → %{x}: %{z:.4f}<extra></extra>", showscale=False),
             row=3, col=1,
         )
         fig.update_yaxes(autorange="reversed", type="category", row=3, col=1)
@@ -255,13 +244,10 @@ def rollout_figure(
     for col, matrix, name in ((1, raw, "raw"), (2, rolled, "rollout")):
         z, ylabels, xlabels, _ = _pooled(np.asarray(matrix, dtype=np.float32), tokens, tokens, max_side)
         if causal:
-            z = np.where(np.triu(np.ones(z.shape, dtype=bool), k=1), np.nan, z).astype(np.float32)
+            z = _blank_future(z)
         fig.add_trace(
-            go.Heatmap(
-                z=z, x=xlabels, y=ylabels, colorscale=COLORSCALE, zmin=0, hoverongaps=False,
-                coloraxis=f"coloraxis{'' if col == 1 else 2}",
-                hovertemplate=f"{name}: query %{{y}} → key %{{x}}: %{{z:.4f}}<extra></extra>",
-            ),
+            _weights_trace(z, xlabels, ylabels, f"{name}: query %{{y}} → key %{{x}}: %{{z:.4f}}<extra></extra>",
+                           coloraxis=f"coloraxis{'' if col == 1 else 2}"),
             row=1, col=col,
         )
     fig.update_xaxes(type="category", tickangle=-60, showgrid=False)

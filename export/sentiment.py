@@ -4,7 +4,7 @@ Graph: input_ids, attention_mask [batch, seq] -> MiniLM encoder -> attention-mas
 the hidden layers the head was trained on -> head (standardize, linear/MLP) -> softmax `probabilities`
 [batch, 3] in the order of `models.sentiment.LABELS`.
 
-Trained here (export/train_sentiment.py): the head, in models/weights/sentiment_head.safetensors with its
+Trained here (export/train_sentiment/): the head, in models/weights/sentiment_head.safetensors with its
 shape in the file's metadata (so the same loader serves the real encoder and the tiny random BERTs of the
 unit tests), and, when the head's metadata names them (`finetuned_layers`), the fine-tuned top encoder
 layers in models/weights/sentiment_encoder_top.safetensors, loaded over the packaged encoder's weights.

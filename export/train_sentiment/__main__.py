@@ -1,0 +1,44 @@
+"""python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N]]: see the package docstring."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from export import train_sentiment
+from export.train_sentiment import log
+from export.train_sentiment.data import FRACTIONS, load_corpus, load_or_make_split
+from export.train_sentiment.finetune import FINETUNE_CONFIG
+from export.train_sentiment.pipeline import run_finetune, run_frozen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.train_sentiment", description=train_sentiment.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--explore", action="store_true", help="compare head variants on validation first")
+    parser.add_argument("--resplit", action="store_true", help="recompute the split file from the seed")
+    parser.add_argument("--finetune", action="store_true",
+                        help="fine-tune the top encoder layers with the head (the served model; also records "
+                             "the frozen baseline and calibrated offsets in eval/results/sentiment_experiments.json)")
+    parser.add_argument("--epochs", type=float, help="with --finetune: passes over the training split (default "
+                        f"{FINETUNE_CONFIG['epochs']}; a small fraction is a quick end-to-end trial)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)  # the build machine has 2 cores shared with the site
+    t0 = time.perf_counter()
+
+    rows = load_corpus()
+    split = load_or_make_split(rows, args.resplit)
+    by_row = {r["row"]: r for r in rows}
+    names = list(FRACTIONS)
+    log(f"corpus: {len(rows):,} rows; dropped {split['dropped']['duplicates']:,} duplicates and "
+        f"{split['dropped']['tied_conflicting_labels']:,} with tied conflicting labels; "
+        + ", ".join(f"{n} {len(split['splits'][n]):,}" for n in names))
+    if args.finetune:
+        return run_finetune(split, by_row, names, t0, args.epochs)
+    return run_frozen(split, by_row, names, t0, args.explore)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The two training runs of export.train_sentiment end to end, on a tiny random BERT and a synthetic corpus:
+what they write (head, metrics file, experiment records, fine-tuned layers) and that it loads back."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from export import sentiment as exp
+from export.train_sentiment import encode, pipeline, report
+from models.sentiment import LABELS
+from tests.export.test_sentiment_export import make_tiny_encoder
+
+WORDS = {"positive": "good great love thank fine".split(), "negative": "bad awful hate late lost".split(),
+         "neutral": "the a flight phone app today crew bag".split()}
+
+
+def synthetic_split(n_per_label: int = 40, seed: int = 0) -> tuple[dict, dict]:
+    rng = random.Random(seed)
+    rows, splits = {}, {"train": [], "validation": [], "test": []}
+    for label in LABELS:
+        for k in range(n_per_label):
+            words = rng.sample(WORDS[label], 2) + rng.sample(WORDS["neutral"], 2)
+            rng.shuffle(words)
+            row = len(rows)
+            rows[row] = {"row": row, "label": label, "text": " ".join(words)}
+            splits["train" if k < n_per_label * 0.6 else "validation" if k < n_per_label * 0.8 else "test"].append(row)
+    split = {"corpus": {"package": "synthetic", "rows": len(rows)}, "seed": seed,
+             "dropped": {"duplicates": 0, "tied_conflicting_labels": 0}, "splits": splits}
+    return split, rows
+
+
+@pytest.fixture
+def tiny_run(tmp_path, monkeypatch):
+    """Every path the runs write points into tmp_path; layer choices fit a 2-layer encoder."""
+    encoder_dir = make_tiny_encoder(tmp_path / "encoder", seed=1)
+    paths = {"head": tmp_path / "head.safetensors", "top": tmp_path / "encoder_top.safetensors",
+             "metrics": tmp_path / "metrics.json", "experiments": tmp_path / "experiments.json"}
+    monkeypatch.setattr(encode, "cache_root", lambda: tmp_path / "cache")
+    monkeypatch.setattr(encode, "default_encoder_dir", lambda: encoder_dir)
+    monkeypatch.setattr(encode, "ALL_LAYERS", [0, 1, 2])
+    monkeypatch.setattr(pipeline, "default_encoder_dir", lambda: encoder_dir)
+    for module in (pipeline, report):
+        monkeypatch.setattr(module, "HEAD_PATH", paths["head"])
+        monkeypatch.setattr(module, "METRICS_PATH", paths["metrics"])
+        monkeypatch.setattr(module, "EXPERIMENTS_PATH", paths["experiments"], raising=False)
+    monkeypatch.setattr(pipeline, "ENCODER_TOP_PATH", paths["top"])
+    monkeypatch.setattr(pipeline, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(pipeline, "SPLIT_PATH", tmp_path / "split.json")
+    monkeypatch.setattr(pipeline, "DEFAULT_CONFIG", {"pool_layers": [1, 2], "hidden": 8, "dropout": 0.1,
+                                                     "weight_decay": 1e-2, "lr": 1e-2, "epochs": 5})
+    monkeypatch.setattr(pipeline, "FINETUNE_CONFIG", {"frozen": 1, "pool_layers": [1, 2], "hidden": 8, "dropout": 0.1,
+                                                      "lr_encoder": 1e-4, "lr_head": 1e-3, "weight_decay": 1e-2,
+                                                      "epochs": 1, "batch": 16, "checks": 2, "weighted": True})
+    return encoder_dir, paths
+
+
+def test_frozen_run_writes_a_head_and_a_metrics_report_that_agree(tiny_run):
+    _, paths = tiny_run
+    split, rows = synthetic_split()
+    assert pipeline.run_frozen(split, rows, ["train", "validation", "test"], t0=0.0, explore=False) == 0
+    written = json.loads(paths["metrics"].read_text())
+    assert written["split_sizes"] == {name: len(v) for name, v in split["splits"].items()}
+    assert 0.0 <= written["test"]["macro_f1"] <= 1.0 and set(written["test"]["per_class"]) == set(LABELS)
+    head, layers = exp.load_head(paths["head"])
+    assert layers == [1, 2] and head.in_dim == 2 * 32
+
+
+def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_run):
+    encoder_dir, paths = tiny_run
+    split, rows = synthetic_split()
+    assert pipeline.run_finetune(split, rows, ["train", "validation", "test"], t0=0.0) == 0
+    experiments = json.loads(paths["experiments"].read_text())
+    names = [r["name"] for r in experiments["experiments"]]
+    assert len(names) >= 4 and any("fine-tuned" in n for n in names) and any("frozen" in n for n in names)
+    assert experiments["served"] in names
+    written = json.loads(paths["metrics"].read_text())
+    assert written["served_experiment"] == experiments["served"]
+    assert written["served_finetuned"] == paths["top"].is_file() == ("fine-tuned" in experiments["served"])
+    served = next(r for r in experiments["experiments"] if r["name"] == experiments["served"])
+    assert written["logit_offset"] == served["logit_offset"]
+    assert experiments["served_full_pipeline_test"]["macro_f1"] == written["test"]["macro_f1"]
+    # the served head carries the chosen offset in its last bias: it loads back and scores like the report says
+    head, _ = exp.load_head(paths["head"])
+    assert np.isfinite(head.net[-1].bias.detach().numpy()).all()
