@@ -122,8 +122,10 @@ def build(demo: gr.Blocks) -> None:
         gr.Markdown(model_card())
 
     queue = decoder_queue(TRANSLATION_MODEL)
+    # always_last: a click that lands while the previous translation is still closing (its last words are
+    # already shown) runs next with the languages now chosen, instead of being dropped as Gradio's "once" does
     event = gr.on([run_btn.click], cancellable_stream(run_translation), [text, source, target], [output, status],
-                  api_visibility="private", **queue)
+                  api_visibility="private", trigger_mode="always_last", **queue)
     stop_btn.click(None, None, None, cancels=[event], api_visibility="private")
     swap_btn.click(swap, [source, target, text, output], [source, target, text, output], api_visibility="private")
     gr.api(cancellable_stream(translate_api), api_name="translate", **queue)
