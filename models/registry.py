@@ -47,6 +47,10 @@ class ModelSpec:
     hub_id: str | None = None  # only for deployments with network; never the default
     depends_on: tuple[str, ...] = ()  # other registry ids whose sources this one needs
     repo_files: tuple[str, ...] = field(default=())  # files in this repo that are part of the model
+    # onnxruntime's intra-op threads spin-wait for the next run by default. Right for the decoders (one run
+    # per token, back to back); wrong for the classifier's short bursts on cores it shares with them: the
+    # spinning threads take CPU the other sessions need (bench/results/classify-cpu-*.json, "no spinning").
+    spin_wait: bool = True
 
 
 SMOLLM2 = ModelSpec(
@@ -142,6 +146,7 @@ SENTIMENT = ModelSpec(
     sources=MINILM.sources,
     depends_on=("minilm-l6-v2",),
     repo_files=("models/weights/sentiment_head.safetensors", "models/weights/sentiment_encoder_top.safetensors"),
+    spin_wait=False,
     # graph_optimizer "bert": onnxruntime's transformer fusions (Attention, SkipLayerNorm, BiasGelu) written into
     # the served graph; measured faster than the plain export (bench/results/classify-cpu-*.json)
     export=ExportSettings(task="custom", extra=(("exporter", "export.sentiment:export_onnx"),

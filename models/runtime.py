@@ -73,9 +73,11 @@ class SessionInfo:
     precision: str
 
 
-def session_options() -> ort.SessionOptions:
+def session_options(spin_wait: bool = True) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = cpu_threads()
+    if not spin_wait:  # see ModelSpec.spin_wait
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # warnings about unused initializers are noise in the site's log
@@ -96,12 +98,12 @@ def _preload_cuda_libraries() -> None:
         _dlls_loaded = True
 
 
-def create_session(path: Path, dev: str | None = None) -> ort.InferenceSession:
+def create_session(path: Path, dev: str | None = None, spin_wait: bool = True) -> ort.InferenceSession:
     dev = dev or device()
     if dev == "cuda":
         _preload_cuda_libraries()
     providers = [(CUDA, {"device_id": 0}), CPU] if dev == "cuda" else [CPU]
-    session = ort.InferenceSession(str(path), sess_options=session_options(), providers=providers)
+    session = ort.InferenceSession(str(path), sess_options=session_options(spin_wait), providers=providers)
     used = session.get_providers()[0]
     if dev == "cuda" and used != CUDA:
         raise RuntimeUnavailable(
@@ -218,7 +220,7 @@ def _load(key: tuple[str, str]) -> tuple[ort.InferenceSession, SessionInfo]:
     model_id, variant = key
     path, precision = variant_file(model_id, variant)
     try:
-        session = create_session(path)
+        session = create_session(path, spin_wait=get_spec(model_id).spin_wait)
     except RuntimeUnavailable:
         raise
     except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...) for bad files

@@ -59,3 +59,12 @@ def test_cuda_requested_but_session_on_cpu_is_an_error(tiny_llama, tiny_registry
 def test_unknown_model_ids_list_the_known_ones():
     with pytest.raises(ValueError, match="known:"):
         runtime.get_session("gpt-17")
+
+
+def test_only_the_classifier_turns_thread_spinning_off():
+    from models.registry import REGISTRY
+
+    assert {spec.id for spec in REGISTRY.values() if not spec.spin_wait} == {"sentiment-minilm"}
+    assert runtime.session_options(spin_wait=False).get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(RuntimeError):  # the decoders keep onnxruntime's default (spinning on)
+        runtime.session_options().get_session_config_entry("session.intra_op.allow_spinning")
