@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["ORT_NUM_THREADS"] = "1"  # the in-process contender gets what one replica gets
 
-from bench.common import Report, environment, interleave, median, ratio  # noqa: E402
+from bench.common import Report, environment, git_commit, interleave, median, ratio  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = 16
@@ -42,10 +42,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
 
 class Cluster:
