@@ -165,12 +165,11 @@ class BackgroundDecode:
 
         prompt_ids, _ = build_prompt(get_generator(), "chat", GENERATE_PROMPT, reserve=tokens)
         self.decode, _ = onnx_runner(GENERATION_MODEL, "default", prompt_ids, tokens)
-        self.stop, self.thread, self.streams = threading.Event(), None, 0
+        self.stop, self.thread = threading.Event(), None
 
     def _loop(self) -> None:
         while not self.stop.is_set():
             self.decode()
-            self.streams += 1
 
     def __enter__(self):
         self.stop.clear()
@@ -182,6 +181,10 @@ class BackgroundDecode:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join()
+
+    def during(self, work: Callable[[], dict]) -> dict:
+        with self:
+            return work()
 
 
 def measure(predict: Callable[[list[str]], np.ndarray], sentences: list[str], corpus: list[str]) -> dict:
@@ -196,11 +199,6 @@ def measure(predict: Callable[[list[str]], np.ndarray], sentences: list[str], co
     elapsed = time.perf_counter() - start
     return {"latencies_ms": latencies, "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
             "sentences_per_s": len(corpus) / elapsed, "probs": np.asarray(probs)}
-
-
-def _while(background: BackgroundDecode, work: Callable[[], dict]) -> dict:
-    with background:
-        return work()
 
 
 def run(rounds: int = 3, variants: list[str] | None = None, with_torch: bool = True,
@@ -239,7 +237,7 @@ def run(rounds: int = 3, variants: list[str] | None = None, with_torch: bool = T
             decoding = BackgroundDecode()
             for label, predict in (("served", bucketed(onnx_session(fp32_path))), ("spinning threads", spinning)):
                 key = f"onnxruntime fp32 ({label}) while SmolLM2 decodes"
-                contenders[key] = (lambda p=predict: _while(decoding, lambda: measure(p, sentences, corpus)))
+                contenders[key] = (lambda p=predict: decoding.during(lambda: measure(p, sentences, corpus)))
                 meta[key] = dict(runtime="onnxruntime", variant=f"fp32 ({label}) while SmolLM2 decodes",
                                  precision="fp32", provider="CPUExecutionProvider")
             add("onnxruntime int8 dynamic per-channel", bucketed(onnx_session(dynamic_int8(fp32_path, Path(tmp)))),

@@ -51,7 +51,7 @@ def _labels(tokens: list[str]) -> list[str]:
 
 
 def _weights_trace(z: np.ndarray, x: list[str], y: list[str], hovertemplate: str, **extra) -> go.Heatmap:
-    """An attention-weight heatmap trace: the one colour scale from 0, gaps (NaN) left blank, not hoverable."""
+    """An attention-weight heatmap trace: one colour scale from 0; gaps (NaN) stay blank and show no hover."""
     return go.Heatmap(z=z, x=x, y=y, colorscale=COLORSCALE, zmin=0, hoverongaps=False, hovertemplate=hovertemplate,
                       **extra)
 
