@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import html
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
@@ -53,6 +54,23 @@ def decoder_queue(model_id: str) -> dict:
 
 
 _DONE = object()
+
+
+def coalesced(updates: Iterator, seconds: float = 0.1) -> Iterator:
+    """The first update at once, then the latest one at most every `seconds`, and always the last one.
+
+    Each UI update re-renders the whole answer (and Generate's alternatives table) in the visitor's browser;
+    one per token made a long answer keep a phone's or a loaded laptop's page too busy to take a Stop click."""
+    pending, last = None, None
+    for update in updates:
+        now = time.monotonic()
+        if last is None or now - last >= seconds:
+            yield update
+            pending, last = None, now
+        else:
+            pending = update
+    if pending is not None:
+        yield pending
 
 
 def cancellable_stream(handler: Callable[..., Iterator]) -> Callable[..., AsyncIterator]:

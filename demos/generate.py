@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import gradio as gr
 
-from demos.common import badge, cancellable_stream, decoder_queue, query_param, user_error
+from demos.common import badge, cancellable_stream, coalesced, decoder_queue, query_param, user_error
 from models.backend import generate, model_info
 from models.generation import GENERATION_MODEL, MAX_PROMPT_CHARS
 from models.runtime import RuntimeUnavailable
@@ -84,7 +84,7 @@ def run_generation(prompt, mode, history, system, max_new_tokens, temperature, t
         share = share_query(prompt, mode, system, settings, stop)
         chat = list(history or []) + [{"role": "user", "content": html.escape(prompt)},
                                       {"role": "assistant", "content": ""}]
-        for update in stream:
+        for update in coalesced(stream):
             chat[-1]["content"] = html.escape(update.text)
             line = badge(info.provider, info.precision, update.tokens_per_s, update.ttft_ms,
                          extra=f"{update.n_tokens} tokens · seed {settings.seed}" + (f" · {update.note}" if update.note else ""))

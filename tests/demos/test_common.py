@@ -84,3 +84,12 @@ def test_a_job_cancelled_between_steps_closes_the_generator_at_once():
         assert log == ["closed"]
 
     asyncio.run(run())
+
+
+def test_coalesced_shows_the_first_update_at_once_then_the_latest_and_always_the_last(monkeypatch):
+    from demos import common
+
+    clock = iter([0.0, 0.03, 0.06, 0.12, 0.15, 0.16])
+    monkeypatch.setattr(common.time, "monotonic", lambda: next(clock))
+    assert list(common.coalesced(iter("abcdef"), seconds=0.1)) == ["a", "d", "f"]
+    assert list(common.coalesced(iter([]))) == []
