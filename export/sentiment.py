@@ -129,9 +129,11 @@ def head_metadata(head_path: Path = HEAD_PATH) -> dict:
 
 
 def save_encoder_layers(encoder: nn.Module, layers: list[int], path: Path = ENCODER_TOP_PATH) -> None:
-    """The weights of encoder.encoder.layer[i] for i in layers, under the encoder's own state_dict names."""
+    """The weights of encoder.encoder.layer[i] for i in layers, under the encoder's own state_dict names, in
+    float16 (half the repo bytes; the trainer rounds the layers to float16 before it scores them, so the
+    scores are those of the stored weights, loaded back into float32)."""
     prefixes = tuple(f"encoder.layer.{i}." for i in layers)
-    tensors = {k: v.detach().contiguous().float() for k, v in encoder.state_dict().items() if k.startswith(prefixes)}
+    tensors = {k: v.detach().contiguous().half() for k, v in encoder.state_dict().items() if k.startswith(prefixes)}
     save_file(tensors, str(path), metadata={"layers": json.dumps(layers)})
 
 

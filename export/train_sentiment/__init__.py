@@ -12,6 +12,11 @@
    by validation macro-F1, and report test accuracy / macro-F1 / confusion matrix.
 5. Write models/weights/sentiment_head.safetensors (the head only) and sentiment_metrics.json.
 
+--finetune (the served model) also fine-tunes the encoder's transformer layers with a fresh head on cached
+embedding outputs (finetune.FINETUNE_CONFIG), records every candidate in eval/results/sentiment_experiments.json
+and serves the best on validation; the tuned layers go to models/weights/sentiment_encoder_top.safetensors
+(float16).
+
 --explore compares head variants (pooled layers, linear vs MLP) on the validation split before training
 the default one; the numbers it printed are recorded in the metrics file.
 

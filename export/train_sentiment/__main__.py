@@ -1,4 +1,5 @@
-"""python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N]]: see the package docstring."""
+"""python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N] [--frozen K] [--lr-encoder X]
+[--lr-head X] [--[no-]warm-head]]: see the package docstring."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,15 @@ def main(argv: list[str] | None = None) -> int:
                              "the frozen baseline and calibrated offsets in eval/results/sentiment_experiments.json)")
     parser.add_argument("--epochs", type=float, help="with --finetune: passes over the training split (default "
                         f"{FINETUNE_CONFIG['epochs']}; a small fraction is a quick end-to-end trial)")
+    parser.add_argument("--frozen", type=int, help="with --finetune: encoder layers kept frozen below the tuned ones "
+                        f"(default {FINETUNE_CONFIG['frozen']}; 0 tunes all six transformer layers)")
+    parser.add_argument("--lr-encoder", type=float, help="with --finetune: the tuned layers' peak learning rate "
+                        f"(default {FINETUNE_CONFIG['lr_encoder']:g})")
+    parser.add_argument("--lr-head", type=float, help="with --finetune: the head's peak learning rate "
+                        f"(default {FINETUNE_CONFIG['lr_head']:g})")
+    parser.add_argument("--warm-head", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --finetune: start from the frozen run's trained head instead of a fresh one "
+                        f"(default {FINETUNE_CONFIG['warm_head']})")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)  # the build machine has 2 cores shared with the site
     t0 = time.perf_counter()
@@ -36,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{split['dropped']['tied_conflicting_labels']:,} with tied conflicting labels; "
         + ", ".join(f"{n} {len(split['splits'][n]):,}" for n in names))
     if args.finetune:
-        return run_finetune(split, by_row, names, t0, args.epochs)
+        overrides = {k: v for k, v in (("epochs", args.epochs), ("frozen", args.frozen),
+                                       ("lr_encoder", args.lr_encoder), ("lr_head", args.lr_head),
+                                       ("warm_head", args.warm_head)) if v is not None}
+        return run_finetune(split, by_row, names, t0, overrides)
     return run_frozen(split, by_row, names, t0, args.explore)
 
 

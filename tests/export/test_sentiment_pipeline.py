@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
 from export import sentiment as exp
 from export.train_sentiment import encode, pipeline, report
@@ -54,7 +55,8 @@ def tiny_run(tmp_path, monkeypatch):
                                                      "weight_decay": 1e-2, "lr": 1e-2, "epochs": 5})
     monkeypatch.setattr(pipeline, "FINETUNE_CONFIG", {"frozen": 1, "pool_layers": [1, 2], "hidden": 8, "dropout": 0.1,
                                                       "lr_encoder": 1e-4, "lr_head": 1e-3, "weight_decay": 1e-2,
-                                                      "epochs": 1, "batch": 16, "checks": 2, "weighted": True})
+                                                      "epochs": 1, "batch": 16, "checks": 2, "weighted": True,
+                                                      "warm_head": True})
     return encoder_dir, paths
 
 
@@ -69,10 +71,12 @@ def test_frozen_run_writes_a_head_and_a_metrics_report_that_agree(tiny_run):
     assert layers == [1, 2] and head.in_dim == 2 * 32
 
 
-def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_run):
+@pytest.mark.parametrize("overrides", [{}, {"frozen": 0, "warm_head": False, "lr_encoder": 3e-4}],
+                         ids=["top layer, warm-started head", "all layers, fresh head"])
+def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_run, overrides):
     encoder_dir, paths = tiny_run
     split, rows = synthetic_split()
-    assert pipeline.run_finetune(split, rows, ["train", "validation", "test"], t0=0.0) == 0
+    assert pipeline.run_finetune(split, rows, ["train", "validation", "test"], t0=0.0, overrides=overrides) == 0
     experiments = json.loads(paths["experiments"].read_text())
     names = [r["name"] for r in experiments["experiments"]]
     assert len(names) >= 4 and any("fine-tuned" in n for n in names) and any("frozen" in n for n in names)
@@ -86,3 +90,30 @@ def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_r
     # the served head carries the chosen offset in its last bias: it loads back and scores like the report says
     head, _ = exp.load_head(paths["head"])
     assert np.isfinite(head.net[-1].bias.detach().numpy()).all()
+    kind = "warm-started head" if overrides.get("warm_head", True) else "fresh head"
+    assert any("fine-tuned" in n and kind in n for n in names)
+    if paths["top"].is_file():
+        from safetensors.torch import load_file
+
+        assert {t.dtype for t in load_file(str(paths["top"])).values()} == {torch.float16}
+
+
+def test_stored_layers_are_the_rounded_weights_the_trainer_scored(tmp_path):
+    """The trainer scores its layers after round_to_stored; the float16 file loads back to exactly them."""
+    from export.train_sentiment.finetune import TopLayers, round_to_stored
+
+    encoder = exp.load_encoder(make_tiny_encoder(tmp_path / "encoder", seed=2))
+    top = TopLayers(encoder, 0)
+    with torch.no_grad():  # weights float16 cannot hold: the rounding must matter
+        for p in top.parameters():
+            p.add_(torch.randn_like(p) * 1e-3)
+    round_to_stored(top)
+    scored = {k: v.clone() for k, v in encoder.state_dict().items()}
+    path = tmp_path / "layers.safetensors"
+    exp.save_encoder_layers(encoder, [0, 1], path)
+    fresh = exp.load_encoder(tmp_path / "encoder")
+    from safetensors.torch import load_file
+
+    fresh.load_state_dict(load_file(str(path)), strict=False)
+    for name, value in fresh.state_dict().items():
+        assert value.dtype == torch.float32 and torch.equal(value, scored[name]), name

@@ -12,15 +12,16 @@ from models import sentiment
 from models.paths import REPO_ROOT
 
 CHECKSET = REPO_ROOT / "models" / "data" / "sentiment_checkset.tsv"
-# Full test split accuracy measured by `python -m export.train_sentiment --finetune` is 0.790, 0.784 on this sample (see
+# Full test split accuracy measured by `python -m export.train_sentiment --finetune` is 0.809, 0.800 on this sample (see
 # models/weights/sentiment_metrics.json); the sample below has n=690, whose standard error is
-# sqrt(0.78 * 0.22 / 690) = 0.016. The floor is the sample value minus 3 standard errors: a head that
-# is really no better than ~0.73 fails, sampling luck alone never does.
-TEST_SAMPLE_FLOOR = 0.73
-# 50 everyday (non-tweet) sentences, 25 clearly positive + 25 clearly negative. Measured: 47/50 as the
-# top-1 of three classes (the 3 misses go to neutral: 'a blast at the zoo', 'the garden looks beautiful',
-# 'coffee tasted burnt'), 50/50 when only p(positive) vs p(negative) is compared. Floors allow 2 more misses.
-CHECKSET_FLOOR_3WAY = 0.90
+# sqrt(0.80 * 0.20 / 690) = 0.015. The floor is the sample value minus 3 standard errors: a model that
+# is really no better than ~0.75 (the frozen-encoder baseline was 0.786 on the full split) fails, sampling luck
+# alone never does.
+TEST_SAMPLE_FLOOR = 0.75
+# 50 everyday (non-tweet) sentences, 25 clearly positive + 25 clearly negative. Measured: 50/50 as the top-1 of
+# three classes (the frozen-encoder baseline sent 3 to neutral: 'a blast at the zoo', 'the garden looks
+# beautiful', 'coffee tasted burnt'), 50/50 when only p(positive) vs p(negative) is compared. Floors allow 2 misses.
+CHECKSET_FLOOR_3WAY = 0.96
 CHECKSET_FLOOR_POS_VS_NEG = 0.96
 
 
