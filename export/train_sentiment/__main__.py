@@ -46,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{split['dropped']['tied_conflicting_labels']:,} with tied conflicting labels; "
         + ", ".join(f"{n} {len(split['splits'][n]):,}" for n in names))
     if args.finetune:
-        overrides = {k: v for k, v in (("epochs", args.epochs), ("frozen", args.frozen),
-                                       ("lr_encoder", args.lr_encoder), ("lr_head", args.lr_head),
-                                       ("warm_head", args.warm_head)) if v is not None}
+        # the fine-tuning flags are named after their FINETUNE_CONFIG keys; unset ones keep the default
+        overrides = {k: v for k, v in vars(args).items() if k in FINETUNE_CONFIG and v is not None}
         return run_finetune(split, by_row, names, t0, overrides)
     return run_frozen(split, by_row, names, t0, args.explore)
 

@@ -15,7 +15,8 @@ from export.train_sentiment.head import class_weights
 
 # The output of the frozen lower part (at least the embeddings) is computed once per token and cached, and
 # only the transformer layers above it + the head are trained on it. The trained layers are saved
-# (models/weights/sentiment_encoder_top.safetensors) and loaded over the packaged encoder's weights by export.sentiment, so PyTorch and ONNX serve the same model.
+# (models/weights/sentiment_encoder_top.safetensors) and loaded over the packaged encoder's weights by
+# export.sentiment, so PyTorch and ONNX serve the same model.
 
 # Chosen on the validation split (eval/results/sentiment_experiments.json): all six transformer layers (only the
 # embeddings stay frozen; their output is cached per token) and a fresh head, trained together for two epochs.
