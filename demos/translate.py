@@ -36,14 +36,16 @@ def _quality_section(results: dict, variant: str) -> str:
             lines.append(f"| {direction} | {design} | {served['chrf']:.1f} | {fp32['chrf']:.1f} | "
                          f"{served['bleu']:.1f} | {served['n']} of {served['of']} |")
     choices = "; ".join(f"{direction} ({c['n']} items): " +
-                        ", ".join(f"{name} {score:.1f}" for name, score in c["dev_chrf"].items())
+                        ", ".join(f"{name} {score:.1f}" for name, score in c["dev_chrf"].items()) +
+                        {True: " (fp32 ranks the same prompt first)", False: " (fp32 ranks another prompt first)",
+                         None: ""}[c.get("fp32_agrees")]
                         for direction, c in results["choices"].items())
     return (f"**Quality on our own test split** (hand-written pairs never used to pick the prompt, "
             f"eval/translation_devset.jsonl; {results['created_utc'][:10]}, commit {results['commit'][:10]}, "
             f"{results['environment']['cpu']}; `python -m eval.translation_prompts report`). BLEU uses sacrebleu's "
             "zh tokenizer for Chinese and characters for ja/ko; where fewer items than the split holds were scored, the "
             "CPU budget ran out first:\n\n" + "\n".join(lines) +
-            f"\n\n**Prompt** chosen per direction by fp32 chrF on the dev split (designs compared: {choices}).")
+            f"\n\n**Prompt**: {results['choice_rule']} (designs compared: {choices}).")
 
 
 def model_card() -> str:

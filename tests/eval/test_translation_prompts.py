@@ -40,29 +40,47 @@ def test_ties_go_to_the_earlier_design_in_the_table():
     assert prompts.choose(rows)["en-zh"]["design"] == first
 
 
-def gate_rows(int8_en_zh, int8_zh_en):
-    return [row("fp32", "user-en", "en-zh", "test", 40.0), row("fp32", "system-en", "zh-en", "test", 60.0),
-            row("int8", "user-en", "en-zh", "test", int8_en_zh), row("int8", "system-en", "zh-en", "test", int8_zh_en),
-            row("int8", "system-en", "en-zh", "test", 45.0)]  # not the chosen design: ignored
+def gate_rows(int8_en_zh, int8_zh_en, int8_zh_en_dev=60.0):
+    rows = [row("int8", "system-en", "en-zh", "test", 45.0)]  # not the chosen design: ignored
+    for split, zh_en in (("test", int8_zh_en), ("dev", int8_zh_en_dev)):
+        rows += [row("fp32", "user-en", "en-zh", split, 40.0), row("fp32", "system-en", "zh-en", split, 60.0),
+                 row("int8", "user-en", "en-zh", split, int8_en_zh), row("int8", "system-en", "zh-en", split, zh_en)]
+    return rows
 
 
 CHOICES = {"en-zh": {"design": "user-en"}, "zh-en": {"design": "system-en"}}
 
 
-def test_gate_passes_within_one_chrf_in_both_directions():
+def test_gate_passes_within_one_chrf_in_both_directions_on_both_splits():
     verdict = prompts.gate(gate_rows(39.1, 60.5), CHOICES)["int8"]
-    assert verdict["passed"] and verdict["directions"]["en-zh"]["delta"] == -0.9
+    assert verdict["passed"] and verdict["directions"]["en-zh"]["test"]["delta"] == -0.9
+    assert verdict["directions"]["en-zh"]["dev"]["delta"] == -0.9
 
 
 def test_gate_fails_when_one_direction_drops_more_than_one_chrf():
     verdict = prompts.gate(gate_rows(40.0, 58.9), CHOICES)["int8"]
-    assert not verdict["passed"] and "zh-en -1.10" in verdict["summary"]
+    assert not verdict["passed"] and "zh-en dev +0.00 test -1.10" in verdict["summary"]
+
+
+def test_gate_fails_when_only_the_dev_split_drops_more_than_one_chrf():
+    verdict = prompts.gate(gate_rows(40.0, 60.0, int8_zh_en_dev=58.5), CHOICES)["int8"]
+    assert not verdict["passed"] and "zh-en dev -1.50" in verdict["summary"]
 
 
 def test_gate_fails_a_variant_not_measured_with_the_chosen_design():
-    rows = gate_rows(40.0, 60.0)[:-3] + [row("int8", "few-shot", "en-zh", "test", 50.0)]
-    verdict = prompts.gate(rows, CHOICES)["int8"]
-    assert not verdict["passed"] and "not measured" in verdict["summary"]
+    rows = [r for r in gate_rows(40.0, 60.0) if not (r["variant"] == "int8" and r["split"] == "test")]
+    verdict = prompts.gate(rows + [row("int8", "few-shot", "en-zh", "test", 50.0)], CHOICES)["int8"]
+    assert not verdict["passed"] and "not measured" in verdict["summary"] and "en-zh test" in verdict["summary"]
+
+
+def test_choice_reports_whether_fp32_ranks_the_same_design_first():
+    pick, ref = prompts.CHOICE_VARIANT, prompts.REFERENCE_VARIANT
+    rows = [row(pick, "system-en", "en-zh", "dev", 30.0), row(pick, "user-en", "en-zh", "dev", 31.5),
+            row(ref, "system-en", "en-zh", "dev", 33.0), row(ref, "user-en", "en-zh", "dev", 32.0),
+            row(pick, "system-en", "zh-en", "dev", 50.0), row(ref, "system-en", "zh-en", "dev", 51.0)]
+    choices = prompts.choose(rows)
+    assert choices["en-zh"]["fp32_agrees"] is False and list(choices["en-zh"]["fp32_dev_chrf"]) == ["system-en", "user-en"]
+    assert choices["zh-en"]["fp32_agrees"] is True
 
 
 @pytest.fixture
@@ -132,6 +150,7 @@ def test_committed_results_choose_what_models_translate_serves():
         source, target = key.split("-")
         assert results["choices"][key]["design"] == translate.CHOSEN_DESIGNS[(source, target)]
         assert len(results["choices"][key]["dev_chrf"]) >= 4  # every design compared on the same dev items
+        assert len(results["choices"][key]["fp32_dev_chrf"]) >= 4  # ... and in fp32, on those items too
     assert set(results["designs"]) == set(translate.PROMPT_DESIGNS)
 
 
