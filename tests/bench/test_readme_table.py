@@ -26,3 +26,21 @@ def test_a_missing_block_is_a_clear_error():
 
     with pytest.raises(ValueError, match="speed-table"):
         readme_table.replace_block("no markers here", "table")
+
+
+def test_classifier_rows_keep_the_newest_run_of_each_cpu(tmp_path):
+    import json
+
+    def write(name, device, date, torch_rate):
+        rows = [{"runtime": "onnxruntime", "variant": "fp32", "p50_ms": 4.0, "sentences_per_s": 300.0,
+                 "x_torch_throughput": 300.0 / torch_rate},
+                {"runtime": "pytorch", "variant": "float32", "p50_ms": 16.0, "sentences_per_s": torch_rate}]
+        doc = {"environment": {"device_name": device, "date": date, "ort_threads": 2}, "settings": {}, "rows": rows}
+        (tmp_path / name).write_text(json.dumps(doc))
+
+    write("classify-cpu-1.json", "Intel Xeon", "2026-12-01T00:00:00", 150.0)
+    write("classify-cpu-2.json", "Intel Xeon", "2026-12-02T00:00:00", 330.0)
+    write("classify-cpu-3.json", "AMD EPYC", "2026-12-03T00:00:00", 170.0)
+    rows = readme_table.classify_rows(tmp_path)
+    assert [re.search(r"classify-cpu-\d", r).group(0) for r in rows] == ["classify-cpu-3"] * 2 + ["classify-cpu-2"] * 2
+    assert "0.91×" in rows[3] and "1.76×" in rows[1]

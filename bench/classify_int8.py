@@ -1,0 +1,150 @@
+"""Can any int8 classifier pass the 0.01 probability gate? A measured search, not a served variant.
+
+    python -m bench.classify_int8 [--rounds 3]
+
+Dynamic int8 (onnxruntime.quantization.quantize_dynamic: weights per channel, activations per tensor, the
+fused graph's MatMul and Attention nodes) is the only int8 form that is faster than fp32 at batch size 32 on
+these CPUs (the MatMulNBits blocks the export builds are not; see bench/results/classify-cpu-*.json). This
+script asks how much of the graph can be int8 while every probability stays within GATE (the export's
+parity tolerance) of fp32, on the 50-sentence check set AND on the 400 test-split tweets of the throughput
+benchmark:
+
+  1. sensitivity: each quantizable node alone in int8, max |Δp| on both sets;
+  2. greedy: nodes added least-sensitive first, kept while both sets stay within GATE;
+  3. speed: fp32, the greedy set, all nodes in int8, and PyTorch fp32, interleaved, batched over the tweets.
+
+Writes bench/results/classify-int8-<device>-<date>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as in `python -m bench`: PyTorch must not spin
+
+GATE = 0.01  # export.quantize's classifier tolerance (max |Δp| vs fp32)
+
+
+def quantizable_nodes(fp32: Path) -> list[str]:
+    import onnx
+
+    model = onnx.load(str(fp32), load_external_data=False)
+    weights = {init.name for init in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type in ("MatMul", "Attention") and n.input[1] in weights]
+
+
+def quantize(fp32: Path, out: Path, nodes: list[str]) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # DefaultTensorType: shape inference cannot type the outputs of the fused contrib ops; they are float
+    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8,
+                     nodes_to_quantize=nodes, extra_options={"DefaultTensorType": 1})
+    return out
+
+
+class Scorer:
+    """max |Δp| vs fp32 on the check set and on the tweets, for a graph file."""
+
+    def __init__(self, fp32: Path, check: list[str], tweets: list[str]):
+        from bench.classify import bucketed, onnx_session
+
+        self.open = lambda path: bucketed(onnx_session(path))
+        self.check, self.tweets = check, tweets
+        ref = self.open(fp32)
+        self.ref_check, self.ref_tweets = ref(check), ref(tweets)
+
+    def __call__(self, path: Path) -> dict:
+        predict = self.open(path)
+        got_check, got_tweets = predict(self.check), predict(self.tweets)
+        return {"check_max_dp": float(np.abs(got_check - self.ref_check).max()),
+                "tweets_max_dp": float(np.abs(got_tweets - self.ref_tweets).max()),
+                "tweets_label_agreement": float((got_tweets.argmax(1) == self.ref_tweets.argmax(1)).mean())}
+
+
+def passes(score: dict) -> bool:
+    return score["check_max_dp"] <= GATE and score["tweets_max_dp"] <= GATE
+
+
+def search(fp32: Path, scorer: Scorer, work: Path, log=print) -> tuple[list[dict], list[str], dict | None]:
+    """(per-node sensitivity, the greedy set, its score)."""
+    nodes = quantizable_nodes(fp32)
+    sensitivity = []
+    for i, name in enumerate(nodes):
+        score = scorer(quantize(fp32, work / f"one-{i}.onnx", [name]))
+        sensitivity.append({"node": name, **score})
+        log(f"  alone {name}: check {score['check_max_dp']:.4f} tweets {score['tweets_max_dp']:.4f}")
+    chosen, chosen_score = [], None
+    for entry in sorted(sensitivity, key=lambda e: max(e["check_max_dp"], e["tweets_max_dp"])):
+        trial = chosen + [entry["node"]]
+        score = scorer(quantize(fp32, work / f"greedy-{len(trial)}.onnx", trial))
+        log(f"  greedy +{entry['node']}: check {score['check_max_dp']:.4f} tweets {score['tweets_max_dp']:.4f}")
+        if passes(score):
+            chosen, chosen_score = trial, score
+    return sensitivity, chosen, chosen_score
+
+
+def throughput(predict, corpus: list[str]) -> dict:
+    start = time.perf_counter()
+    predict(corpus)
+    return {"sentences_per_s": len(corpus) / (time.perf_counter() - start)}
+
+
+def run(rounds: int = 3, log=print):
+    from bench.classify import bucketed, onnx_session, texts, throughput_texts, torch_session
+    from bench.common import Report, environment, interleave, median, ort_device
+    from models import sentiment
+    from models.paths import model_dir
+
+    dev = ort_device()
+    fp32 = model_dir(sentiment.MODEL_ID) / "model.onnx"
+    check, tweets = texts(), throughput_texts()
+    scorer = Scorer(fp32, check, tweets)
+    report = Report("classify-int8", environment(dev), {
+        "model": sentiment.MODEL_ID, "gate_max_dp": GATE, "check_sentences": len(check), "tweets": len(tweets),
+        "quantizer": "onnxruntime.quantization.quantize_dynamic, per_channel=True, QInt8 weights",
+        "rounds": rounds})
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sensitivity, chosen, chosen_score = search(fp32, scorer, work, log)
+        every = [e["node"] for e in sensitivity]
+        graphs = {"fp32": fp32, "all int8": quantize(fp32, work / "all.onnx", every)}
+        if chosen:
+            graphs["greedy int8 set"] = quantize(fp32, work / "chosen.onnx", chosen)
+        contenders = {name: (lambda p=bucketed(onnx_session(path)): throughput(p, tweets))
+                      for name, path in graphs.items()}
+        contenders["pytorch float32"] = lambda p=bucketed(torch_session(dev, "float32")): throughput(p, tweets)
+        samples = interleave(contenders, rounds, log=log)
+        scores = {"fp32": None, "all int8": scorer(graphs["all int8"]), "greedy int8 set": chosen_score}
+    torch_rate = median([s["sentences_per_s"] for s in samples["pytorch float32"]])
+    for name, runs in samples.items():
+        rate = median([s["sentences_per_s"] for s in runs])
+        report.rows.append({"graph": name, "sentences_per_s": rate, "x_torch": rate / torch_rate,
+                            "int8_nodes": {"fp32": 0, "all int8": len(every), "greedy int8 set": len(chosen)}.get(name),
+                            **(scores.get(name) or {})})
+    report.settings |= {"sensitivity": sensitivity, "greedy_set": chosen, "quantizable_nodes": len(every)}
+    report.samples = samples
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.classify_int8", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", help="directory for the JSON results (default bench/results)")
+    args = parser.parse_args(argv)
+    report = run(args.rounds)
+    for row in report.rows:
+        dp = (f"check {row['check_max_dp']:.4f}, tweets {row['tweets_max_dp']:.4f}" if "check_max_dp" in row
+              else "reference")
+        print(f"{row['graph']:16} {row['sentences_per_s']:6.0f} sentences/s  {row['x_torch']:.2f}x PyTorch  {dp}")
+    print(f"results: {report.write(Path(args.out) if args.out else None)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

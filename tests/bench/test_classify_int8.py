@@ -1,0 +1,33 @@
+"""The int8 search's logic (bench/classify_int8.py) on a fake graph: which nodes the greedy pass keeps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import classify_int8 as c8
+
+# per-node error when quantized; errors of a set add up (roughly how the real graph behaves)
+ERRORS = {"a": 0.002, "b": 0.004, "c": 0.005, "d": 0.03}
+
+
+def fake_graph(monkeypatch):
+    monkeypatch.setattr(c8, "quantizable_nodes", lambda fp32: list(ERRORS))
+    monkeypatch.setattr(c8, "quantize", lambda fp32, out, nodes: (out, tuple(nodes)))
+
+    def scorer(graph):
+        err = sum(ERRORS[n] for n in graph[1])
+        return {"check_max_dp": err, "tweets_max_dp": err * 1.5, "tweets_label_agreement": 1.0}
+
+    return scorer
+
+
+def test_greedy_keeps_the_least_sensitive_nodes_while_both_sets_stay_within_the_gate(monkeypatch, tmp_path):
+    sensitivity, chosen, score = c8.search(Path("fp32.onnx"), fake_graph(monkeypatch), tmp_path, log=lambda _: None)
+    assert [e["node"] for e in sensitivity] == list(ERRORS)
+    # a + b: tweets 0.009 <= 0.01; + c: 0.0165 fails; d alone is over the gate
+    assert chosen == ["a", "b"] and c8.passes(score)
+
+
+def test_the_gate_needs_both_the_check_set_and_the_tweets():
+    assert c8.passes({"check_max_dp": 0.01, "tweets_max_dp": 0.0099})
+    assert not c8.passes({"check_max_dp": 0.005, "tweets_max_dp": 0.011})
+    assert not c8.passes({"check_max_dp": 0.02, "tweets_max_dp": 0.0})
