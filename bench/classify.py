@@ -147,13 +147,9 @@ def unfused_graph(out_dir: Path) -> Path:
 
 
 def dynamic_int8(fp32: Path, out_dir: Path) -> Path:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from bench.classify_int8 import quantize
 
-    out = out_dir / "model_int8_dynamic.onnx"
-    # DefaultTensorType: shape inference cannot type the outputs of the fused contrib ops; they are float
-    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8,
-                     extra_options={"DefaultTensorType": 1})
-    return out
+    return quantize(fp32, out_dir / "model_int8_dynamic.onnx", nodes=None)
 
 
 class BackgroundDecode:

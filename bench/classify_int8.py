@@ -39,7 +39,8 @@ def quantizable_nodes(fp32: Path) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in ("MatMul", "Attention") and n.input[1] in weights]
 
 
-def quantize(fp32: Path, out: Path, nodes: list[str]) -> Path:
+def quantize(fp32: Path, out: Path, nodes: list[str] | None) -> Path:
+    """Dynamic int8 of `nodes` (None: every MatMul/Attention with constant weights); the one place it is built."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # DefaultTensorType: shape inference cannot type the outputs of the fused contrib ops; they are float
