@@ -1,5 +1,5 @@
 """python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N] [--frozen K] [--lr-encoder X]
-[--lr-head X] [--[no-]warm-head]]: see the package docstring."""
+[--lr-head X] [--[no-]warm-head] [--[no-]confidence-weighted]]: see the package docstring."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-head", action=argparse.BooleanOptionalAction, default=None,
                         help="with --finetune: start from the frozen run's trained head instead of a fresh one "
                         f"(default {FINETUNE_CONFIG['warm_head']})")
+    parser.add_argument("--confidence-weighted", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --finetune: weight each training example's loss by the corpus's label "
+                        f"confidence (default {FINETUNE_CONFIG['confidence_weighted']})")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)  # the build machine has 2 cores shared with the site
     t0 = time.perf_counter()

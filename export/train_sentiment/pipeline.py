@@ -59,6 +59,12 @@ def labels_by_split(split: dict, by_row: dict, names: list[str]) -> dict[str, np
     return {name: np.array([LABELS.index(by_row[i]["label"]) for i in split["splits"][name]]) for name in names}
 
 
+def confidence_by_split(split: dict, by_row: dict, names: list[str]) -> dict[str, np.ndarray]:
+    """The corpus's label confidence per row (NaN where the source gave none)."""
+    return {name: np.array([np.nan if by_row[i]["confidence"] is None else by_row[i]["confidence"]
+                            for i in split["splits"][name]]) for name in names}
+
+
 def texts_by_split(split: dict, by_row: dict, names: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
     """All texts of the named splits in order, and each split's positions in that list."""
     texts, positions = [], {}
@@ -154,7 +160,7 @@ def frozen_candidates(cfg: dict, x: dict, y: dict, tokenizer, encoder_dir) -> tu
 
 
 def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, pooled, positions: dict, y: dict,
-                     tokenizer, encoder_dir) -> tuple[list[Candidate], dict]:
+                     tokenizer, encoder_dir, confidence: np.ndarray | None = None) -> tuple[list[Candidate], dict]:
     """2. the top layers + head fine-tuned together, starting from the frozen run's head."""
     frozen = cfg["frozen"]
     encoder = load_encoder(encoder_dir)
@@ -170,12 +176,13 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     n_layers = encoder.config.num_hidden_layers
     log(f"fine-tuning encoder layers {list(range(frozen, n_layers))} + head: {cfg}")
     info = finetune(top, head, cached, pooled, positions["train"], y["train"], positions["validation"],
-                    y["validation"], cfg)
+                    y["validation"], cfg, confidence=confidence)
     round_to_stored(top)
     val_logits, test_logits = (predict_finetuned(top, head, cached, pooled, positions[name], cfg["pool_layers"], frozen)
                                for name in ("validation", "test"))
     name = (f"top {n_layers - frozen} encoder layers fine-tuned + {'warm-started' if cfg['warm_head'] else 'fresh'} "
-            f"head (lr {cfg['lr_encoder']:g} / {cfg['lr_head']:g}, {cfg['epochs']} epoch)")
+            f"head (lr {cfg['lr_encoder']:g} / {cfg['lr_head']:g}, {cfg['epochs']} epoch"
+            + (", confidence-weighted loss)" if cfg.get("confidence_weighted") else ")"))
     records = calibrated_records(
         name, f"layers 0-{frozen - 1} frozen (cached outputs)", val_logits, y["validation"], test_logits, y["test"],
         lambda b: SentimentClassifier(PooledEncoder(encoder, cfg["pool_layers"]), with_logit_offset(head, b)).eval(),
@@ -196,7 +203,8 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrid
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
     x = {name: features(pooled[positions[name]], cfg["pool_layers"]) for name in names}
     frozen, base_head = frozen_candidates(cfg, x, y, tokenizer, encoder_dir)
-    tuned, info = tuned_candidates(cfg, base_head, states, lengths, pooled, positions, y, tokenizer, encoder_dir)
+    tuned, info = tuned_candidates(cfg, base_head, states, lengths, pooled, positions, y, tokenizer, encoder_dir,
+                                   confidence_by_split(split, by_row, ["train"])["train"])
     # 3. serve the record best on validation (positive precision floor met first, then macro-F1), fine-tuned
     # or not; the test split is only reported
     candidates = frozen + tuned

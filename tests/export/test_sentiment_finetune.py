@@ -11,7 +11,7 @@ import torch
 
 from export import sentiment as exp
 from export.train_sentiment.evaluate import metrics
-from export.train_sentiment.finetune import CachedStates, TopLayers, length_batches, round_to_stored
+from export.train_sentiment.finetune import CachedStates, TopLayers, length_batches, round_to_stored, sample_weights
 from export.train_sentiment.head import calibrate_bias, with_logit_offset
 from tests.export.test_sentiment_export import make_random_head, make_tiny_encoder
 
@@ -49,6 +49,19 @@ def test_length_batches_cover_every_index_once_with_similar_lengths():
     batches = length_batches(np.arange(8), lengths, 4, np.random.default_rng(0))
     assert sorted(np.concatenate(batches).tolist()) == list(range(8))
     assert sorted(sorted(lengths[b].tolist()) for b in batches) == [[5, 6, 7, 8], [47, 48, 49, 50]]
+
+
+def test_sample_weights_are_class_weights_times_label_confidence():
+    y = np.array([0, 0, 0, 1, 2, 2])
+    conf = np.array([1.0, 0.5, np.nan, 0.3, 1.0, 0.8])
+    plain = sample_weights(y, conf, {"weighted": False, "confidence_weighted": False})
+    assert plain.tolist() == [1.0] * 6
+    by_class = sample_weights(y, None, {"weighted": True})
+    assert by_class.tolist() == pytest.approx([6 / 9] * 3 + [2.0] + [1.0] * 2)  # n / (classes * count)
+    both = sample_weights(y, conf, {"weighted": True, "confidence_weighted": True})
+    assert both.tolist() == pytest.approx((by_class * np.array([1.0, 0.5, 1.0, 0.3, 1.0, 0.8])).tolist())
+    with pytest.raises(ValueError, match="confidences"):
+        sample_weights(y, None, {"weighted": True, "confidence_weighted": True})
 
 
 def test_calibrate_bias_fixes_a_shifted_class_and_respects_the_precision_floor():

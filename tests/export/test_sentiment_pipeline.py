@@ -26,7 +26,9 @@ def synthetic_split(n_per_label: int = 40, seed: int = 0) -> tuple[dict, dict]:
             words = rng.sample(WORDS[label], 2) + rng.sample(WORDS["neutral"], 2)
             rng.shuffle(words)
             row = len(rows)
-            rows[row] = {"row": row, "label": label, "text": " ".join(words)}
+            # as in the corpus: a label confidence, missing for some rows
+            confidence = rng.choice([None, 0.4, 0.7, 1.0])
+            rows[row] = {"row": row, "label": label, "confidence": confidence, "text": " ".join(words)}
             splits["train" if k < n_per_label * 0.6 else "validation" if k < n_per_label * 0.8 else "test"].append(row)
     split = {"corpus": {"package": "synthetic", "rows": len(rows)}, "seed": seed,
              "dropped": {"duplicates": 0, "tied_conflicting_labels": 0}, "splits": splits}
@@ -71,8 +73,9 @@ def test_frozen_run_writes_a_head_and_a_metrics_report_that_agree(tiny_run):
     assert layers == [1, 2] and head.in_dim == 2 * 32
 
 
-@pytest.mark.parametrize("overrides", [{}, {"frozen": 0, "warm_head": False, "lr_encoder": 3e-4}],
-                         ids=["top layer, warm-started head", "all layers, fresh head"])
+@pytest.mark.parametrize("overrides", [{}, {"frozen": 0, "warm_head": False, "lr_encoder": 3e-4},
+                                       {"confidence_weighted": True}],
+                         ids=["top layer, warm-started head", "all layers, fresh head", "confidence-weighted loss"])
 def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_run, overrides):
     encoder_dir, paths = tiny_run
     split, rows = synthetic_split()
