@@ -26,7 +26,8 @@ from export.train_sentiment.head import class_weights
 # leaves the layers little loss to learn from, and its standardization of the pooled features magnifies any
 # drift of them; a fresh head (on the frozen run's feature standardization) with a 30x larger rate than the
 # layers avoids both. With lr_encoder 5e-5 and the warm head, validation macro-F1 fell to 0.57-0.72 in a few steps.
-# Tried and not adopted (3 epochs each, within 0.002 of this on validation): a loss weighted by the corpus's label
+# Tried and not adopted (3 epochs each; neither ahead of this on validation by more than 0.002, see the experiments
+# file): a loss weighted by the corpus's label
 # confidence (confidence_weighted, off by default) and lr_encoder 6e-5.
 FINETUNE_CONFIG = {"frozen": 0, "pool_layers": [4, 5, 6], "hidden": 128, "dropout": 0.1, "lr_encoder": 3e-5,
                    "lr_head": 1e-3, "weight_decay": 1e-2, "epochs": 2.0, "batch": 32, "checks": 3, "weighted": True,
