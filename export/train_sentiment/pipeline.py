@@ -59,10 +59,10 @@ def labels_by_split(split: dict, by_row: dict, names: list[str]) -> dict[str, np
     return {name: np.array([LABELS.index(by_row[i]["label"]) for i in split["splits"][name]]) for name in names}
 
 
-def confidence_by_split(split: dict, by_row: dict, names: list[str]) -> dict[str, np.ndarray]:
-    """The corpus's label confidence per row (NaN where the source gave none)."""
-    return {name: np.array([np.nan if by_row[i]["confidence"] is None else by_row[i]["confidence"]
-                            for i in split["splits"][name]]) for name in names}
+def split_confidence(split: dict, by_row: dict, name: str) -> np.ndarray:
+    """The corpus's label confidence for each row of one split (NaN where the source gave none)."""
+    return np.array([np.nan if by_row[i]["confidence"] is None else by_row[i]["confidence"]
+                     for i in split["splits"][name]])
 
 
 def texts_by_split(split: dict, by_row: dict, names: list[str]) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -204,7 +204,7 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrid
     x = {name: features(pooled[positions[name]], cfg["pool_layers"]) for name in names}
     frozen, base_head = frozen_candidates(cfg, x, y, tokenizer, encoder_dir)
     tuned, info = tuned_candidates(cfg, base_head, states, lengths, pooled, positions, y, tokenizer, encoder_dir,
-                                   confidence_by_split(split, by_row, ["train"])["train"])
+                                   split_confidence(split, by_row, "train"))
     # 3. serve the record best on validation (positive precision floor met first, then macro-F1), fine-tuned
     # or not; the test split is only reported
     candidates = frozen + tuned
