@@ -1,5 +1,5 @@
 """python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N] [--frozen K] [--lr-encoder X]
-[--lr-head X] [--[no-]warm-head] [--[no-]confidence-weighted]]: see the package docstring."""
+[--lr-head X] [--[no-]warm-head] [--[no-]confidence-weighted] [--distill W [--distill-temperature T]]]: see the package docstring."""
 from __future__ import annotations
 
 import argparse
@@ -37,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confidence-weighted", action=argparse.BooleanOptionalAction, default=None,
                         help="with --finetune: weight each training example's loss by the corpus's label "
                         f"confidence (default {FINETUNE_CONFIG['confidence_weighted']})")
+    parser.add_argument("--distill", type=float, help="with --finetune: weight (0-1) of a distillation term whose "
+                        "teacher is the classifier stored in models/weights when the run starts "
+                        f"(default {FINETUNE_CONFIG['distill']:g}: hard labels only)")
+    parser.add_argument("--distill-temperature", type=float, help="with --distill: the softmax temperature of "
+                        f"teacher and student in that term (default {FINETUNE_CONFIG['distill_temperature']:g})")
     args = parser.parse_args(argv)
+    if args.distill is not None and not 0 <= args.distill <= 1:
+        parser.error("--distill is a weight between 0 and 1")
     torch.set_num_threads(2)  # the build machine has 2 cores shared with the site
     t0 = time.perf_counter()
 

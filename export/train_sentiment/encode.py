@@ -10,7 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.sentiment import PooledEncoder, default_encoder_dir, load_encoder, masked_mean
+from export.sentiment import (
+    PooledEncoder,
+    build_torch_classifier,
+    default_encoder_dir,
+    head_metadata,
+    load_encoder,
+    masked_mean,
+)
 from export.train_sentiment import log
 from models.paths import cache_root
 from models.registry import MINILM
@@ -98,3 +105,16 @@ def torch_probs(classifier: nn.Module, tokenizer, texts: list[str], batch: int =
         for idx, enc in encoded_batches(texts, tokenizer, batch):
             out[idx] = classifier(enc["input_ids"], enc["attention_mask"]).numpy()
     return out
+
+
+def teacher_logits(texts: list[str], head_path) -> np.ndarray:
+    """The classifier stored at head_path (with its fine-tuned layers) on raw texts, as log-probabilities less
+    its calibrated logit offset: the distribution the model learned, not the served decision rule (the
+    student gets its own offsets on validation)."""
+    from transformers import AutoTokenizer
+
+    encoder_dir = default_encoder_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+    probs = torch_probs(build_torch_classifier(encoder_dir, head_path), tokenizer, texts)
+    offset = np.array(json.loads(head_metadata(head_path).get("logit_offset", "[0, 0, 0]")), dtype=np.float32)
+    return np.log(np.clip(probs, 1e-30, None)) - offset

@@ -28,10 +28,13 @@ from export.train_sentiment.head import class_weights
 # layers avoids both. With lr_encoder 5e-5 and the warm head, validation macro-F1 fell to 0.57-0.72 in a few steps.
 # Tried and not adopted (3 epochs each; neither ahead of this on validation by more than 0.002, see the experiments
 # file): a loss weighted by the corpus's label
-# confidence (confidence_weighted, off by default) and lr_encoder 6e-5.
+# confidence (confidence_weighted, off by default) and lr_encoder 6e-5; and (2 epochs) distillation from the served
+# model at weight 0.5, T 2 (distill, off by default): validation 0.7977, a tie.
+# distill: the weight of the distillation term (0 = hard labels only); the teacher is the model served when
+# the run starts (export.train_sentiment.encode.teacher_logits), softened at distill_temperature.
 FINETUNE_CONFIG = {"frozen": 0, "pool_layers": [4, 5, 6], "hidden": 128, "dropout": 0.1, "lr_encoder": 3e-5,
                    "lr_head": 1e-3, "weight_decay": 1e-2, "epochs": 2.0, "batch": 32, "checks": 3, "weighted": True,
-                   "warm_head": False, "confidence_weighted": False}
+                   "warm_head": False, "confidence_weighted": False, "distill": 0.0, "distill_temperature": 2.0}
 
 
 class TopLayers(nn.Module):
@@ -117,16 +120,34 @@ def sample_weights(y: np.ndarray, confidence: np.ndarray | None, cfg: dict) -> n
     return w.astype(np.float32)
 
 
+def example_losses(logits: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None, cfg: dict) -> torch.Tensor:
+    """Per-example loss: cross-entropy on the hard label, mixed (weight cfg['distill']) with the KL divergence
+    from the teacher's distribution to the student's, both softened at cfg['distill_temperature'] and scaled by
+    its square so the term's gradients keep the size of the hard-label term's (Hinton et al., 2015)."""
+    hard = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    alpha = cfg.get("distill", 0.0)
+    if not alpha:
+        return hard
+    if teacher is None:
+        raise ValueError("distill needs the teacher's logits for the training rows")
+    t = cfg["distill_temperature"]
+    soft = torch.nn.functional.kl_div(torch.log_softmax(logits / t, -1), torch.log_softmax(teacher / t, -1),
+                                      reduction="none", log_target=True).sum(-1) * t * t
+    return (1 - alpha) * hard + alpha * soft
+
+
 def finetune(top: TopLayers, head: SentimentHead, cached: CachedStates, pooled: np.ndarray, train_idx: np.ndarray,
              y_tr: np.ndarray, val_idx: np.ndarray, y_va: np.ndarray, cfg: dict, log_every: int = 50,
-             confidence: np.ndarray | None = None) -> dict:
+             confidence: np.ndarray | None = None, teacher: np.ndarray | None = None) -> dict:
     """One pass (cfg['epochs'] may be fractional) of AdamW over the top layers + head, a weighted mean of the
-    cross-entropy (sample_weights), linear warm-up then linear decay; keeps the checkpoint with the best
-    validation macro-F1 (checked cfg['checks'] times)."""
+    per-example losses (example_losses, weighted by sample_weights; `teacher` holds the teacher's logits for
+    train_idx, in its order), linear warm-up then linear decay; keeps the checkpoint with the best validation
+    macro-F1 (checked cfg['checks'] times)."""
     rng = np.random.default_rng(SEED)
     torch.manual_seed(SEED)
     label_of = dict(zip(train_idx.tolist(), y_tr.tolist()))
     weight_of = dict(zip(train_idx.tolist(), sample_weights(y_tr, confidence, cfg).tolist()))
+    teacher_of = None if teacher is None else dict(zip(train_idx.tolist(), np.asarray(teacher, dtype=np.float32)))
     batches = []
     while len(batches) < cfg["epochs"] * math.ceil(len(train_idx) / cfg["batch"]):
         batches += length_batches(train_idx, cached.lengths, cfg["batch"], rng)
@@ -136,7 +157,6 @@ def finetune(top: TopLayers, head: SentimentHead, cached: CachedStates, pooled: 
     warm = max(1, len(batches) // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (len(batches) - s) / (len(batches) - warm))))
-    loss_fn = torch.nn.CrossEntropyLoss(reduction="none")
     checks = {round(len(batches) * (k + 1) / cfg["checks"]) for k in range(cfg["checks"])}
     best, history, start = (-1.0, 0, None), [], time.perf_counter()
     for step, idx in enumerate(batches, 1):
@@ -144,7 +164,9 @@ def finetune(top: TopLayers, head: SentimentHead, cached: CachedStates, pooled: 
         target = torch.tensor([label_of[i] for i in idx.tolist()])
         weight = torch.tensor([weight_of[i] for i in idx.tolist()])
         opt.zero_grad()
-        losses = loss_fn(head(finetune_features(top, cached, pooled, idx, cfg["pool_layers"], cfg["frozen"])), target)
+        soft = None if teacher_of is None else torch.from_numpy(np.stack([teacher_of[i] for i in idx.tolist()]))
+        losses = example_losses(head(finetune_features(top, cached, pooled, idx, cfg["pool_layers"], cfg["frozen"])),
+                                target, soft, cfg)
         loss = (losses * weight).sum() / weight.sum()  # what CrossEntropyLoss(weight=...) computes, per example
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*top.parameters(), *head.parameters()], 1.0)

@@ -23,7 +23,7 @@ from export.sentiment import (
 )
 from export.train_sentiment import SEED, log
 from export.train_sentiment.data import SPLIT_PATH
-from export.train_sentiment.encode import embed_all, token_states, torch_probs
+from export.train_sentiment.encode import embed_all, teacher_logits, token_states, torch_probs
 from export.train_sentiment.evaluate import binary_accuracy, metrics
 from export.train_sentiment.finetune import (
     FINETUNE_CONFIG,
@@ -160,8 +160,10 @@ def frozen_candidates(cfg: dict, x: dict, y: dict, tokenizer, encoder_dir) -> tu
 
 
 def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, pooled, positions: dict, y: dict,
-                     tokenizer, encoder_dir, confidence: np.ndarray | None = None) -> tuple[list[Candidate], dict]:
-    """2. the top layers + head fine-tuned together, starting from the frozen run's head."""
+                     tokenizer, encoder_dir, confidence: np.ndarray | None = None,
+                     teacher: tuple[np.ndarray, str] | None = None) -> tuple[list[Candidate], dict]:
+    """2. the top layers + head fine-tuned together, starting from the frozen run's head (or a fresh one);
+    `teacher`: (the teacher's logits for the training rows, what the teacher is), when cfg['distill'] is set."""
     frozen = cfg["frozen"]
     encoder = load_encoder(encoder_dir)
     top = TopLayers(encoder, frozen)  # shares its modules with `encoder`, which is trained in place
@@ -176,13 +178,20 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     n_layers = encoder.config.num_hidden_layers
     log(f"fine-tuning encoder layers {list(range(frozen, n_layers))} + head: {cfg}")
     info = finetune(top, head, cached, pooled, positions["train"], y["train"], positions["validation"],
-                    y["validation"], cfg, confidence=confidence)
+                    y["validation"], cfg, confidence=confidence,
+                    teacher=None if teacher is None else teacher[0])
+    if teacher is not None:
+        info["teacher"] = teacher[1]
     round_to_stored(top)
     val_logits, test_logits = (predict_finetuned(top, head, cached, pooled, positions[name], cfg["pool_layers"], frozen)
                                for name in ("validation", "test"))
+    recipe = [f"lr {cfg['lr_encoder']:g} / {cfg['lr_head']:g}", f"{cfg['epochs']} epoch"]
+    if cfg.get("confidence_weighted"):
+        recipe.append("confidence-weighted loss")
+    if cfg.get("distill"):
+        recipe.append(f"distilled from the served model, weight {cfg['distill']:g}, T {cfg['distill_temperature']:g}")
     name = (f"top {n_layers - frozen} encoder layers fine-tuned + {'warm-started' if cfg['warm_head'] else 'fresh'} "
-            f"head (lr {cfg['lr_encoder']:g} / {cfg['lr_head']:g}, {cfg['epochs']} epoch"
-            + (", confidence-weighted loss)" if cfg.get("confidence_weighted") else ")"))
+            f"head ({', '.join(recipe)})")
     records = calibrated_records(
         name, f"layers 0-{frozen - 1} frozen (cached outputs)", val_logits, y["validation"], test_logits, y["test"],
         lambda b: SentimentClassifier(PooledEncoder(encoder, cfg["pool_layers"]), with_logit_offset(head, b)).eval(),
@@ -203,8 +212,12 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrid
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
     x = {name: features(pooled[positions[name]], cfg["pool_layers"]) for name in names}
     frozen, base_head = frozen_candidates(cfg, x, y, tokenizer, encoder_dir)
+    teacher = None
+    if cfg.get("distill"):  # read before serve() overwrites the files it comes from
+        teacher = (teacher_logits([texts[i] for i in positions["train"]], HEAD_PATH), served_description())
+        log(f"teacher: {teacher[1]}, on {len(teacher[0]):,} training texts")
     tuned, info = tuned_candidates(cfg, base_head, states, lengths, pooled, positions, y, tokenizer, encoder_dir,
-                                   split_confidence(split, by_row, "train"))
+                                   split_confidence(split, by_row, "train"), teacher)
     # 3. serve the record best on validation (positive precision floor met first, then macro-F1), fine-tuned
     # or not; the test split is only reported
     candidates = frozen + tuned
@@ -214,6 +227,12 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrid
     test = serve(chosen, cfg, split, by_row, names, y, tokenizer, val_logits, info, t0)
     record_experiments([c.record for c in candidates], experiments_header(chosen, test))
     return 0
+
+
+def served_description() -> str:
+    """What the stored classifier is, as its metrics report names it (the teacher of a distilled run)."""
+    report = json.loads(METRICS_PATH.read_text()) if METRICS_PATH.is_file() else {}
+    return f"{report.get('served_experiment', report.get('encoder', 'the stored classifier'))} ({report.get('date', 'undated')})"
 
 
 def experiments_header(chosen: Candidate, test: dict) -> dict:
@@ -256,7 +275,7 @@ def serve(chosen: Candidate, cfg: dict, split: dict, by_row: dict, names: list[s
                           "parameters": sum(p.numel() for p in served_head.parameters()), "best_step": info["best_step"]},
                          encoder=encoder, command="python -m export.train_sentiment --finetune", t0=t0,
                          extra={"served_finetuned": chosen.tuned,
-                                "finetune_run": {**cfg, **{k: info[k] for k in ("best_step", "steps", "seconds")}},
+                                "finetune_run": {**cfg, **{k: info[k] for k in ("best_step", "steps", "seconds", "teacher") if k in info}},
                                 "logit_offset": chosen.record["logit_offset"], "served_experiment": chosen.record["name"],
                                 "checkset": chosen.record["checkset"]})
     log(f"served: {chosen.record['name']}; wrote {HEAD_PATH.name}, {METRICS_PATH.name}, "

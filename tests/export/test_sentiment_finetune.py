@@ -11,7 +11,14 @@ import torch
 
 from export import sentiment as exp
 from export.train_sentiment.evaluate import metrics
-from export.train_sentiment.finetune import CachedStates, TopLayers, length_batches, round_to_stored, sample_weights
+from export.train_sentiment.finetune import (
+    CachedStates,
+    TopLayers,
+    example_losses,
+    length_batches,
+    round_to_stored,
+    sample_weights,
+)
 from export.train_sentiment.head import calibrate_bias, with_logit_offset
 from tests.export.test_sentiment_export import make_random_head, make_tiny_encoder
 
@@ -62,6 +69,24 @@ def test_sample_weights_are_class_weights_times_label_confidence():
     assert both.tolist() == pytest.approx((by_class * np.array([1.0, 0.5, 1.0, 0.3, 1.0, 0.8])).tolist())
     with pytest.raises(ValueError, match="confidences"):
         sample_weights(y, None, {"weighted": True, "confidence_weighted": True})
+
+
+def test_example_losses_mix_hard_labels_with_the_teachers_softened_distribution():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    target = torch.tensor([0, 2])
+    hard = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    assert torch.allclose(example_losses(logits, target, None, {"distill": 0.0}), hard)
+    cfg = {"distill": 0.25, "distill_temperature": 2.0}
+    # a teacher that agrees with the student adds nothing: only the hard-label share is left
+    assert torch.allclose(example_losses(logits, target, logits.clone(), cfg), 0.75 * hard)
+    teacher = torch.tensor([[0.0, 3.0, 0.0], [0.5, 0.5, 0.0]])
+    p_t, p_s = torch.softmax(teacher / 2, -1), torch.softmax(logits / 2, -1)
+    kl = (p_t * (p_t.log() - p_s.log())).sum(-1) * 4  # KL(teacher || student) at T=2, times T^2
+    mixed = example_losses(logits, target, teacher, cfg)
+    assert torch.allclose(mixed, 0.75 * hard + 0.25 * kl, atol=1e-6)
+    assert mixed[0] > 0.75 * hard[0] and torch.isclose(mixed[1], 0.75 * hard[1])  # row 1's teacher agrees
+    with pytest.raises(ValueError, match="teacher"):
+        example_losses(logits, target, None, cfg)
 
 
 def test_calibrate_bias_fixes_a_shifted_class_and_respects_the_precision_floor():

@@ -55,10 +55,10 @@ def tiny_run(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "SPLIT_PATH", tmp_path / "split.json")
     monkeypatch.setattr(pipeline, "DEFAULT_CONFIG", {"pool_layers": [1, 2], "hidden": 8, "dropout": 0.1,
                                                      "weight_decay": 1e-2, "lr": 1e-2, "epochs": 5})
-    monkeypatch.setattr(pipeline, "FINETUNE_CONFIG", {"frozen": 1, "pool_layers": [1, 2], "hidden": 8, "dropout": 0.1,
-                                                      "lr_encoder": 1e-4, "lr_head": 1e-3, "weight_decay": 1e-2,
-                                                      "epochs": 1, "batch": 16, "checks": 2, "weighted": True,
-                                                      "warm_head": True})
+    # the real recipe's keys, sized for the tiny encoder
+    monkeypatch.setattr(pipeline, "FINETUNE_CONFIG", {**pipeline.FINETUNE_CONFIG, "frozen": 1, "pool_layers": [1, 2],
+                                                      "hidden": 8, "lr_encoder": 1e-4, "epochs": 1, "batch": 16,
+                                                      "checks": 2, "warm_head": True})
     return encoder_dir, paths
 
 
@@ -74,11 +74,14 @@ def test_frozen_run_writes_a_head_and_a_metrics_report_that_agree(tiny_run):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"frozen": 0, "warm_head": False, "lr_encoder": 3e-4},
-                                       {"confidence_weighted": True}],
-                         ids=["top layer, warm-started head", "all layers, fresh head", "confidence-weighted loss"])
+                                       {"confidence_weighted": True}, {"distill": 0.5}],
+                         ids=["top layer, warm-started head", "all layers, fresh head", "confidence-weighted loss",
+                              "distilled from the stored model"])
 def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_run, overrides):
     encoder_dir, paths = tiny_run
     split, rows = synthetic_split()
+    if overrides.get("distill"):  # the teacher is the classifier stored before the run: a frozen-encoder head
+        assert pipeline.run_frozen(split, rows, ["train", "validation", "test"], t0=0.0, explore=False) == 0
     assert pipeline.run_finetune(split, rows, ["train", "validation", "test"], t0=0.0, overrides=overrides) == 0
     experiments = json.loads(paths["experiments"].read_text())
     names = [r["name"] for r in experiments["experiments"]]
@@ -95,6 +98,9 @@ def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_r
     assert np.isfinite(head.net[-1].bias.detach().numpy()).all()
     kind = "warm-started head" if overrides.get("warm_head", True) else "fresh head"
     assert any("fine-tuned" in n and kind in n for n in names)
+    if overrides.get("distill"):
+        tuned = [r for r in experiments["experiments"] if "distilled from the served model, weight 0.5" in r["name"]]
+        assert len(tuned) >= 1 and all(r["train"]["teacher"].startswith("all-MiniLM-L6-v2 (frozen)") for r in tuned)
     if paths["top"].is_file():
         from safetensors.torch import load_file
 
