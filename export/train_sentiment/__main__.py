@@ -1,5 +1,6 @@
 """python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N] [--frozen K] [--lr-encoder X]
-[--lr-head X] [--[no-]warm-head] [--[no-]confidence-weighted] [--distill W [--distill-temperature T]]]: see the package docstring."""
+[--lr-head X] [--[no-]warm-head] [--[no-]confidence-weighted] [--distill W [--distill-temperature T]]
+[--ema DECAY] [--checks N]]: see the package docstring."""
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,18 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default {FINETUNE_CONFIG['distill']:g}: hard labels only)")
     parser.add_argument("--distill-temperature", type=float, help="with --distill: the softmax temperature of "
                         f"teacher and student in that term (default {FINETUNE_CONFIG['distill_temperature']:g})")
+    parser.add_argument("--ema", type=float, help="with --finetune: also keep an exponential moving average of the "
+                        "weights at this decay (e.g. 0.998) and serve it if better on validation "
+                        f"(default {FINETUNE_CONFIG['ema']:g}: off)")
+    parser.add_argument("--checks", type=int, help="with --finetune: validation checks over the run, each a "
+                        f"checkpoint candidate (default {FINETUNE_CONFIG['checks']})")
     args = parser.parse_args(argv)
     if args.distill is not None and not 0 <= args.distill <= 1:
         parser.error("--distill is a weight between 0 and 1")
+    if args.ema is not None and not 0 <= args.ema < 1:
+        parser.error("--ema is a decay in [0, 1) (0 turns it off)")
+    if args.checks is not None and args.checks < 1:
+        parser.error("--checks must be at least 1")
     torch.set_num_threads(2)  # the build machine has 2 cores shared with the site
     t0 = time.perf_counter()
 

@@ -26,15 +26,19 @@ from export.train_sentiment.head import class_weights
 # leaves the layers little loss to learn from, and its standardization of the pooled features magnifies any
 # drift of them; a fresh head (on the frozen run's feature standardization) with a 30x larger rate than the
 # layers avoids both. With lr_encoder 5e-5 and the warm head, validation macro-F1 fell to 0.57-0.72 in a few steps.
-# Tried and not adopted (3 epochs each; neither ahead of this on validation by more than 0.002, see the experiments
-# file): a loss weighted by the corpus's label
-# confidence (confidence_weighted, off by default) and lr_encoder 6e-5; and (2 epochs) distillation from the served
-# model at weight 0.5, T 2 (distill, off by default): validation 0.7977, a tie.
+# Tried and not adopted (none ahead of this on validation by more than 0.002; see the experiments file):
+# 3 epochs with a loss weighted by the corpus's label confidence (confidence_weighted, off by default); 3 epochs
+# at lr_encoder 6e-5; 2 epochs distilled from the served model at weight 0.5, T 2 (distill, off by default):
+# validation 0.7977, a tie; 3 epochs with a weight moving average at decay 0.998 (ema, off by default): the
+# average scored below the trained weights at every late check, and the trained weights reached 0.7973, a tie.
 # distill: the weight of the distillation term (0 = hard labels only); the teacher is the model served when
 # the run starts (export.train_sentiment.encode.teacher_logits), softened at distill_temperature.
+# ema: the decay of an exponential moving average of the weights (0 = off), scored at every check next to the
+# weights as trained; whichever is better on validation is kept (see `finetune`).
 FINETUNE_CONFIG = {"frozen": 0, "pool_layers": [4, 5, 6], "hidden": 128, "dropout": 0.1, "lr_encoder": 3e-5,
                    "lr_head": 1e-3, "weight_decay": 1e-2, "epochs": 2.0, "batch": 32, "checks": 3, "weighted": True,
-                   "warm_head": False, "confidence_weighted": False, "distill": 0.0, "distill_temperature": 2.0}
+                   "warm_head": False, "confidence_weighted": False, "distill": 0.0, "distill_temperature": 2.0,
+                   "ema": 0.0}
 
 
 class TopLayers(nn.Module):
@@ -142,7 +146,7 @@ def finetune(top: TopLayers, head: SentimentHead, cached: CachedStates, pooled: 
     """One pass (cfg['epochs'] may be fractional) of AdamW over the top layers + head, a weighted mean of the
     per-example losses (example_losses, weighted by sample_weights; `teacher` holds the teacher's logits for
     train_idx, in its order), linear warm-up then linear decay; keeps the checkpoint with the best validation
-    macro-F1 (checked cfg['checks'] times)."""
+    macro-F1 (checked cfg['checks'] times; with cfg['ema'], the weights' moving average is a candidate too)."""
     rng = np.random.default_rng(SEED)
     torch.manual_seed(SEED)
     label_of = dict(zip(train_idx.tolist(), y_tr.tolist()))
@@ -158,7 +162,8 @@ def finetune(top: TopLayers, head: SentimentHead, cached: CachedStates, pooled: 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (len(batches) - s) / (len(batches) - warm))))
     checks = {round(len(batches) * (k + 1) / cfg["checks"]) for k in range(cfg["checks"])}
-    best, history, start = (-1.0, 0, None), [], time.perf_counter()
+    averaged = weight_averages(top, head, cfg.get("ema", 0.0))
+    best, history, start = (-1.0, 0, "trained", None), [], time.perf_counter()
     for step, idx in enumerate(batches, 1):
         top.train(), head.train()
         target = torch.tensor([label_of[i] for i in idx.tolist()])
@@ -172,20 +177,39 @@ def finetune(top: TopLayers, head: SentimentHead, cached: CachedStates, pooled: 
         torch.nn.utils.clip_grad_norm_([*top.parameters(), *head.parameters()], 1.0)
         opt.step()
         sched.step()
+        for avg, module in zip(averaged, (top, head)):
+            avg.update_parameters(module)
         if step % log_every == 0:
             log(f"  step {step}/{len(batches)} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)")
         if step in checks:
-            val_pred = predict_finetuned(top, head, cached, pooled, val_idx, cfg["pool_layers"], cfg["frozen"]).argmax(1)
-            f1 = metrics(y_va, val_pred)["macro_f1"]
-            history.append({"step": step, "val_macro_f1": f1})
-            log(f"  check at step {step}: validation macro-F1 {f1:.4f}")
-            if f1 > best[0]:
-                best = (f1, step, ({k: v.clone() for k, v in top.state_dict().items()},
-                                   {k: v.clone() for k, v in head.state_dict().items()}))
-    top.load_state_dict(best[2][0])
-    head.load_state_dict(best[2][1])
-    return {"val_macro_f1": best[0], "best_step": best[1], "steps": len(batches), "checks": history,
-            "seconds": round(time.perf_counter() - start, 1)}
+            entry = {"step": step}
+            weights = {"trained": (top, head), **({"ema": tuple(a.module for a in averaged)} if averaged else {})}
+            for kind, (t, h) in weights.items():
+                val_pred = predict_finetuned(t, h, cached, pooled, val_idx, cfg["pool_layers"], cfg["frozen"]).argmax(1)
+                f1 = metrics(y_va, val_pred)["macro_f1"]
+                entry["val_macro_f1" if kind == "trained" else f"{kind}_val_macro_f1"] = f1
+                log(f"  check at step {step}: validation macro-F1 {f1:.4f} ({kind} weights)")
+                if f1 > best[0]:
+                    best = (f1, step, kind, ({k: v.clone() for k, v in t.state_dict().items()},
+                                             {k: v.clone() for k, v in h.state_dict().items()}))
+            history.append(entry)
+    top.load_state_dict(best[3][0])
+    head.load_state_dict(best[3][1])
+    return {"val_macro_f1": best[0], "best_step": best[1], "best_weights": best[2], "steps": len(batches),
+            "checks": history, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def weight_averages(top: TopLayers, head: SentimentHead, decay: float) -> list:
+    """Exponential moving averages of the top layers' and the head's weights (Polyak averaging: the average of
+    the last ~1/(1-decay) steps' weights often generalizes better than the last step's); [] when decay is 0.
+    Only parameters are averaged: the head's buffers (its feature standardization) are fixed in training."""
+    if not decay:
+        return []
+    if not 0 < decay < 1:
+        raise ValueError(f"ema decay must be in (0, 1), got {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return [AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay)) for module in (top, head)]
 
 
 def round_to_stored(module: nn.Module) -> None:

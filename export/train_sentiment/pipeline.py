@@ -190,6 +190,8 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
         recipe.append("confidence-weighted loss")
     if cfg.get("distill"):
         recipe.append(f"distilled from the served model, weight {cfg['distill']:g}, T {cfg['distill_temperature']:g}")
+    if cfg.get("ema"):
+        recipe.append(f"weight EMA {cfg['ema']:g}, kept: {info['best_weights']} weights")
     name = (f"top {n_layers - frozen} encoder layers fine-tuned + {'warm-started' if cfg['warm_head'] else 'fresh'} "
             f"head ({', '.join(recipe)})")
     records = calibrated_records(
@@ -275,7 +277,7 @@ def serve(chosen: Candidate, cfg: dict, split: dict, by_row: dict, names: list[s
                           "parameters": sum(p.numel() for p in served_head.parameters()), "best_step": info["best_step"]},
                          encoder=encoder, command="python -m export.train_sentiment --finetune", t0=t0,
                          extra={"served_finetuned": chosen.tuned,
-                                "finetune_run": {**cfg, **{k: info[k] for k in ("best_step", "steps", "seconds", "teacher") if k in info}},
+                                "finetune_run": {**cfg, **{k: info[k] for k in ("best_step", "best_weights", "steps", "seconds", "teacher") if k in info}},
                                 "logit_offset": chosen.record["logit_offset"], "served_experiment": chosen.record["name"],
                                 "checkset": chosen.record["checkset"]})
     log(f"served: {chosen.record['name']}; wrote {HEAD_PATH.name}, {METRICS_PATH.name}, "

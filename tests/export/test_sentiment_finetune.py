@@ -18,6 +18,7 @@ from export.train_sentiment.finetune import (
     length_batches,
     round_to_stored,
     sample_weights,
+    weight_averages,
 )
 from export.train_sentiment.head import calibrate_bias, with_logit_offset
 from tests.export.test_sentiment_export import make_random_head, make_tiny_encoder
@@ -87,6 +88,32 @@ def test_example_losses_mix_hard_labels_with_the_teachers_softened_distribution(
     assert mixed[0] > 0.75 * hard[0] and torch.isclose(mixed[1], 0.75 * hard[1])  # row 1's teacher agrees
     with pytest.raises(ValueError, match="teacher"):
         example_losses(logits, target, None, cfg)
+
+
+def test_weight_averages_track_an_exponential_moving_average_of_the_parameters(encoder_dir):
+    top = TopLayers(exp.load_encoder(encoder_dir), 1)
+    torch.manual_seed(4)
+    head = exp.SentimentHead(2 * 32, 8)
+    assert weight_averages(top, head, 0.0) == []
+    with pytest.raises(ValueError, match="decay"):
+        weight_averages(top, head, 1.0)
+    averaged = weight_averages(top, head, 0.5)
+    param = next(head.parameters())
+    start = param.detach().clone()
+    expected = None
+    for step in range(3):  # the first update copies the weights, each later one moves halfway to them
+        with torch.no_grad():
+            param.add_(1.0)
+        for avg, module in zip(averaged, (top, head)):
+            avg.update_parameters(module)
+        expected = param.detach().clone() if expected is None else 0.5 * expected + 0.5 * param.detach()
+    averaged_param = next(averaged[1].module.parameters())
+    assert torch.allclose(averaged_param, expected) and torch.allclose(averaged_param, start + 2.25)
+    assert not torch.allclose(averaged_param, param)  # a copy: training does not move it directly
+    # the averages load back into the trained modules under the same names
+    head.load_state_dict(averaged[1].module.state_dict())
+    top.load_state_dict(averaged[0].module.state_dict())
+    assert torch.allclose(next(head.parameters()), expected)
 
 
 def test_calibrate_bias_fixes_a_shifted_class_and_respects_the_precision_floor():

@@ -74,9 +74,9 @@ def test_frozen_run_writes_a_head_and_a_metrics_report_that_agree(tiny_run):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"frozen": 0, "warm_head": False, "lr_encoder": 3e-4},
-                                       {"confidence_weighted": True}, {"distill": 0.5}],
+                                       {"confidence_weighted": True}, {"distill": 0.5}, {"ema": 0.9}],
                          ids=["top layer, warm-started head", "all layers, fresh head", "confidence-weighted loss",
-                              "distilled from the stored model"])
+                              "distilled from the stored model", "weight moving average"])
 def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_run, overrides):
     encoder_dir, paths = tiny_run
     split, rows = synthetic_split()
@@ -101,6 +101,10 @@ def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_r
     if overrides.get("distill"):
         tuned = [r for r in experiments["experiments"] if "distilled from the served model, weight 0.5" in r["name"]]
         assert len(tuned) >= 1 and all(r["train"]["teacher"].startswith("all-MiniLM-L6-v2 (frozen)") for r in tuned)
+    if overrides.get("ema"):  # both weight sets are scored at every check, and the record says which was kept
+        tuned = [r for r in experiments["experiments"] if "weight EMA 0.9, kept: " in r["name"]]
+        assert len(tuned) >= 1 and all(r["train"]["best_weights"] in ("trained", "ema") for r in tuned)
+        assert all(set(c) == {"step", "val_macro_f1", "ema_val_macro_f1"} for r in tuned for c in r["train"]["checks"])
     if paths["top"].is_file():
         from safetensors.torch import load_file
 
