@@ -159,6 +159,14 @@ def frozen_candidates(cfg: dict, x: dict, y: dict, tokenizer, encoder_dir) -> tu
     return [Candidate(r, b, head, encoder, False) for r, b in records], head
 
 
+def frozen_layers(frozen: int) -> str:
+    """What stays frozen below the fine-tuned layers, for the records: the embeddings always (their outputs are
+    cached), and the first `frozen` transformer layers."""
+    if frozen == 0:
+        return "the embeddings"
+    return "the embeddings and layer 0" if frozen == 1 else f"the embeddings and layers 0-{frozen - 1}"
+
+
 def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, pooled, positions: dict, y: dict,
                      tokenizer, encoder_dir, confidence: np.ndarray | None = None,
                      teacher: tuple[np.ndarray, str] | None = None) -> tuple[list[Candidate], dict]:
@@ -195,7 +203,7 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     name = (f"top {n_layers - frozen} encoder layers fine-tuned + {'warm-started' if cfg['warm_head'] else 'fresh'} "
             f"head ({', '.join(recipe)})")
     records = calibrated_records(
-        name, f"layers 0-{frozen - 1} frozen (cached outputs)", val_logits, y["validation"], test_logits, y["test"],
+        name, f"{frozen_layers(frozen)} frozen (cached outputs)", val_logits, y["validation"], test_logits, y["test"],
         lambda b: SentimentClassifier(PooledEncoder(encoder, cfg["pool_layers"]), with_logit_offset(head, b)).eval(),
         tokenizer, cfg, {"train": info})
     return [Candidate(r, b, head, encoder, True) for r, b in records], {**info, "val_logits": val_logits}
@@ -270,7 +278,7 @@ def serve(chosen: Candidate, cfg: dict, split: dict, by_row: dict, names: list[s
     elif ENCODER_TOP_PATH.is_file():
         ENCODER_TOP_PATH.unlink()  # a frozen encoder is served: no stale layer file in the build key
     save_head(served_head, HEAD_PATH, cfg["pool_layers"], meta)
-    encoder = (f"all-MiniLM-L6-v2, layers 0-{frozen - 1} frozen, layers {frozen}-{n_layers - 1} fine-tuned here, "
+    encoder = (f"all-MiniLM-L6-v2, {frozen_layers(frozen)} frozen, layers {frozen}-{n_layers - 1} fine-tuned here, "
                f"{MINILM.sources[0].pip_spec}" if chosen.tuned else "all-MiniLM-L6-v2 (frozen), " + MINILM.sources[0].pip_spec)
     write_metrics_report(split, by_row, names, y, test, probs, metrics(y["validation"], (val_logits + chosen.bias).argmax(1)),
                          {**{k: cfg[k] for k in ("pool_layers", "hidden", "dropout")},

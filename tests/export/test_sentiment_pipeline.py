@@ -98,6 +98,8 @@ def test_finetune_run_records_every_candidate_and_serves_the_one_it_names(tiny_r
     assert np.isfinite(head.net[-1].bias.detach().numpy()).all()
     kind = "warm-started head" if overrides.get("warm_head", True) else "fresh head"
     assert any("fine-tuned" in n and kind in n for n in names)
+    frozen_note = {0: "the embeddings frozen", 1: "the embeddings and layer 0 frozen"}[overrides.get("frozen", 1)]
+    assert all(r["note"].startswith(frozen_note) for r in experiments["experiments"] if "fine-tuned" in r["name"])
     if overrides.get("distill"):
         tuned = [r for r in experiments["experiments"] if "distilled from the served model, weight 0.5" in r["name"]]
         assert len(tuned) >= 1 and all(r["train"]["teacher"].startswith("all-MiniLM-L6-v2 (frozen)") for r in tuned)
