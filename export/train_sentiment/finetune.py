@@ -7,6 +7,7 @@ import time
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from export.sentiment import SentimentHead, masked_mean
 from export.train_sentiment import SEED, log
@@ -163,6 +164,9 @@ def finetune(top: TopLayers, head: SentimentHead, cached: CachedStates, pooled: 
         opt, lambda s: min((s + 1) / warm, max(0.0, (len(batches) - s) / (len(batches) - warm))))
     checks = {round(len(batches) * (k + 1) / cfg["checks"]) for k in range(cfg["checks"])}
     averaged = weight_averages(top, head, cfg.get("ema", 0.0))
+    candidates = {"trained": (top, head)}  # the weight sets scored at each check; the averages are live copies
+    if averaged:
+        candidates["ema"] = tuple(a.module for a in averaged)
     best, history, start = (-1.0, 0, "trained", None), [], time.perf_counter()
     for step, idx in enumerate(batches, 1):
         top.train(), head.train()
@@ -183,8 +187,7 @@ def finetune(top: TopLayers, head: SentimentHead, cached: CachedStates, pooled: 
             log(f"  step {step}/{len(batches)} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)")
         if step in checks:
             entry = {"step": step}
-            weights = {"trained": (top, head), **({"ema": tuple(a.module for a in averaged)} if averaged else {})}
-            for kind, (t, h) in weights.items():
+            for kind, (t, h) in candidates.items():
                 val_pred = predict_finetuned(t, h, cached, pooled, val_idx, cfg["pool_layers"], cfg["frozen"]).argmax(1)
                 f1 = metrics(y_va, val_pred)["macro_f1"]
                 entry["val_macro_f1" if kind == "trained" else f"{kind}_val_macro_f1"] = f1
@@ -207,8 +210,6 @@ def weight_averages(top: TopLayers, head: SentimentHead, decay: float) -> list:
         return []
     if not 0 < decay < 1:
         raise ValueError(f"ema decay must be in (0, 1), got {decay}")
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
     return [AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay)) for module in (top, head)]
 
 

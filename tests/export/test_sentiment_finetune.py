@@ -101,7 +101,7 @@ def test_weight_averages_track_an_exponential_moving_average_of_the_parameters(e
     param = next(head.parameters())
     start = param.detach().clone()
     expected = None
-    for step in range(3):  # the first update copies the weights, each later one moves halfway to them
+    for _ in range(3):  # the first update copies the weights, each later one moves halfway to them
         with torch.no_grad():
             param.add_(1.0)
         for avg, module in zip(averaged, (top, head)):
