@@ -14,8 +14,14 @@
 
 --finetune (the served model) also fine-tunes the encoder's transformer layers with a fresh head on cached
 embedding outputs (finetune.FINETUNE_CONFIG), records every candidate in eval/results/sentiment_experiments.json
-and serves the best on validation; the tuned layers go to models/weights/sentiment_encoder_top.safetensors
+and serves the best on validation unless the model served now is at least as good there (same rule,
+same split); the tuned layers go to models/weights/sentiment_encoder_top.safetensors
 (float16).
+
+Ensembles (pipeline.run_ensemble, encode.EnsembleClassifier): `--finetune --seed N --keep DIR` trains another
+member and writes it to DIR without serving anything; `--ensemble HEAD HEAD ...` records the members' combined
+scores (mean offset-free log-probabilities, offsets calibrated on validation); `--distill W --teacher HEAD
+--teacher HEAD ...` trains one model from that ensemble's distribution, so serving costs one encoder pass.
 
 --explore compares head variants (pooled layers, linear vs MLP) on the validation split before training
 the default one; the numbers it printed are recorded in the metrics file.

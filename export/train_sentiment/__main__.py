@@ -1,11 +1,13 @@
 """python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N] [--frozen K] [--lr-encoder X]
 [--lr-head X] [--[no-]warm-head] [--[no-]confidence-weighted] [--distill W [--distill-temperature T]]
-[--ema DECAY] [--checks N]]: see the package docstring."""
+[--ema DECAY] [--checks N] [--seed N] [--teacher HEAD ...] [--keep DIR]] [--ensemble HEAD HEAD ...]: see the
+package docstring."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -13,7 +15,7 @@ from export import train_sentiment
 from export.train_sentiment import log
 from export.train_sentiment.data import FRACTIONS, load_corpus, load_or_make_split
 from export.train_sentiment.finetune import FINETUNE_CONFIG
-from export.train_sentiment.pipeline import run_finetune, run_frozen
+from export.train_sentiment.pipeline import run_ensemble, run_finetune, run_frozen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +50,27 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default {FINETUNE_CONFIG['ema']:g}: off)")
     parser.add_argument("--checks", type=int, help="with --finetune: validation checks over the run, each a "
                         f"checkpoint candidate (default {FINETUNE_CONFIG['checks']})")
+    parser.add_argument("--seed", type=int, help="with --finetune: the seed of the head's initialization, dropout "
+                        f"and batch order (default {FINETUNE_CONFIG['seed']}; the split keeps its own)")
+    parser.add_argument("--teacher", type=Path, action="append", metavar="HEAD",
+                        help="with --distill: a stored classifier's head file (its fine-tuned layers beside it); "
+                        "repeat for an ensemble teacher (default: the served model)")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="with --finetune: serve nothing; write the best fine-tuned candidate (head + layers) "
+                        "to DIR, e.g. as an ensemble member")
+    parser.add_argument("--ensemble", type=Path, nargs="+", metavar="HEAD",
+                        help="score and record the ensemble of these stored classifiers (mean offset-free "
+                        "log-probabilities, offsets calibrated on validation); serves nothing")
     args = parser.parse_args(argv)
+    if args.teacher and not args.distill:
+        parser.error("--teacher needs --distill W")
+    if args.keep and not args.finetune:
+        parser.error("--keep needs --finetune")
+    if args.ensemble and args.finetune:
+        parser.error("--ensemble scores stored models; it does not combine with --finetune")
+    for path in [*(args.teacher or []), *(args.ensemble or [])]:
+        if not path.is_file():
+            parser.error(f"no stored classifier head at {path}")
     if args.distill is not None and not 0 <= args.distill <= 1:
         parser.error("--distill is a weight between 0 and 1")
     if args.ema is not None and not 0 <= args.ema < 1:
@@ -65,10 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     log(f"corpus: {len(rows):,} rows; dropped {split['dropped']['duplicates']:,} duplicates and "
         f"{split['dropped']['tied_conflicting_labels']:,} with tied conflicting labels; "
         + ", ".join(f"{n} {len(split['splits'][n]):,}" for n in names))
+    if args.ensemble:
+        return run_ensemble(split, by_row, args.ensemble)
     if args.finetune:
         # the fine-tuning flags are named after their FINETUNE_CONFIG keys; unset ones keep the default
         overrides = {k: v for k, v in vars(args).items() if k in FINETUNE_CONFIG and v is not None}
-        return run_finetune(split, by_row, names, t0, overrides)
+        return run_finetune(split, by_row, names, t0, overrides, keep=args.keep, teachers=args.teacher)
     return run_frozen(split, by_row, names, t0, args.explore)
 
 

@@ -107,14 +107,44 @@ def torch_probs(classifier: nn.Module, tokenizer, texts: list[str], batch: int =
     return out
 
 
-def teacher_logits(texts: list[str], head_path) -> np.ndarray:
-    """The classifier stored at head_path (with its fine-tuned layers) on raw texts, as log-probabilities less
-    its calibrated logit offset: the distribution the model learned, not the served decision rule (the
-    student gets its own offsets on validation)."""
+def stored_offset(head_path) -> np.ndarray:
+    """The calibrated logit offset a stored classifier's head carries (zeros if none)."""
+    return np.array(json.loads(head_metadata(head_path).get("logit_offset", "[0, 0, 0]")), dtype=np.float32)
+
+
+class EnsembleClassifier(nn.Module):
+    """Classifiers combined: the mean of their log-probabilities less each one's calibrated offset (the
+    distributions the models learned, not their served decision rules), plus `bias`, as softmax
+    probabilities. One member is that model's offset-free distribution."""
+
+    def __init__(self, members: list[nn.Module], offsets: np.ndarray, bias=None):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one classifier")
+        self.members = nn.ModuleList(members)  # shared with other ensembles of the same members, not copied
+        self.register_buffer("offsets", torch.as_tensor(np.asarray(offsets), dtype=torch.float32))
+        self.register_buffer("bias", torch.as_tensor(np.zeros(len(LABELS)) if bias is None else np.asarray(bias),
+                                                     dtype=torch.float32))
+
+    @classmethod
+    def load(cls, head_paths, bias=None) -> "EnsembleClassifier":
+        """The classifiers stored at head_paths, each with its fine-tuned layers and offset."""
+        encoder_dir = default_encoder_dir()
+        members = [build_torch_classifier(encoder_dir, path) for path in head_paths]
+        return cls(members, np.stack([stored_offset(path) for path in head_paths]) if members else [], bias).eval()
+
+    def with_bias(self, bias) -> "EnsembleClassifier":
+        return EnsembleClassifier(list(self.members), self.offsets, bias).eval()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logp = torch.stack([torch.log(m(input_ids, attention_mask).clamp_min(1e-30)) for m in self.members])
+        return torch.softmax((logp - self.offsets[:, None, :]).mean(0) + self.bias, dim=-1)
+
+
+def ensemble_logits(texts: list[str], ensemble: EnsembleClassifier) -> np.ndarray:
+    """The ensemble on raw texts as log-probabilities: the teacher of a distilled run (one member: that model
+    alone) and the scores of an --ensemble record. The student gets its own offsets."""
     from transformers import AutoTokenizer
 
-    encoder_dir = default_encoder_dir()
-    tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
-    probs = torch_probs(build_torch_classifier(encoder_dir, head_path), tokenizer, texts)
-    offset = np.array(json.loads(head_metadata(head_path).get("logit_offset", "[0, 0, 0]")), dtype=np.float32)
-    return np.log(np.clip(probs, 1e-30, None)) - offset
+    tokenizer = AutoTokenizer.from_pretrained(str(default_encoder_dir()))
+    return np.log(np.clip(torch_probs(ensemble, tokenizer, texts), 1e-30, None))

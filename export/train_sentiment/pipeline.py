@@ -3,9 +3,11 @@ fine-tunes the top encoder layers and serves whichever candidate is best on vali
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,13 +19,21 @@ from export.sentiment import (
     SentimentClassifier,
     SentimentHead,
     default_encoder_dir,
+    head_metadata,
     load_encoder,
+    load_head,
     save_encoder_layers,
     save_head,
 )
 from export.train_sentiment import SEED, log
 from export.train_sentiment.data import SPLIT_PATH
-from export.train_sentiment.encode import embed_all, teacher_logits, token_states, torch_probs
+from export.train_sentiment.encode import (
+    EnsembleClassifier,
+    embed_all,
+    ensemble_logits,
+    token_states,
+    torch_probs,
+)
 from export.train_sentiment.evaluate import binary_accuracy, metrics
 from export.train_sentiment.finetune import (
     FINETUNE_CONFIG,
@@ -169,13 +179,13 @@ def frozen_layers(frozen: int) -> str:
 
 def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, pooled, positions: dict, y: dict,
                      tokenizer, encoder_dir, confidence: np.ndarray | None = None,
-                     teacher: tuple[np.ndarray, str] | None = None) -> tuple[list[Candidate], dict]:
+                     teacher: Teacher | None = None) -> tuple[list[Candidate], dict]:
     """2. the top layers + head fine-tuned together, starting from the frozen run's head (or a fresh one);
-    `teacher`: (the teacher's logits for the training rows, what the teacher is), when cfg['distill'] is set."""
+    `teacher`: the teacher's logits for the training rows, when cfg['distill'] is set."""
     frozen = cfg["frozen"]
     encoder = load_encoder(encoder_dir)
     top = TopLayers(encoder, frozen)  # shares its modules with `encoder`, which is trained in place
-    torch.manual_seed(SEED)
+    torch.manual_seed(cfg.get("seed", SEED))
     head = SentimentHead(base_head.in_dim, base_head.hidden, dropout=cfg["dropout"])
     if cfg["warm_head"]:
         head.load_state_dict(base_head.state_dict())
@@ -187,9 +197,9 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     log(f"fine-tuning encoder layers {list(range(frozen, n_layers))} + head: {cfg}")
     info = finetune(top, head, cached, pooled, positions["train"], y["train"], positions["validation"],
                     y["validation"], cfg, confidence=confidence,
-                    teacher=None if teacher is None else teacher[0])
+                    teacher=None if teacher is None else teacher.logits)
     if teacher is not None:
-        info["teacher"] = teacher[1]
+        info["teacher"] = teacher.description
     round_to_stored(top)
     val_logits, test_logits = (predict_finetuned(top, head, cached, pooled, positions[name], cfg["pool_layers"], frozen)
                                for name in ("validation", "test"))
@@ -197,9 +207,11 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     if cfg.get("confidence_weighted"):
         recipe.append("confidence-weighted loss")
     if cfg.get("distill"):
-        recipe.append(f"distilled from the served model, weight {cfg['distill']:g}, T {cfg['distill_temperature']:g}")
+        recipe.append(f"distilled from {teacher.label}, weight {cfg['distill']:g}, T {cfg['distill_temperature']:g}")
     if cfg.get("ema"):
         recipe.append(f"weight EMA {cfg['ema']:g}, kept: {info['best_weights']} weights")
+    if cfg.get("seed", SEED) != SEED:
+        recipe.append(f"seed {cfg['seed']}")
     name = (f"top {n_layers - frozen} encoder layers fine-tuned + {'warm-started' if cfg['warm_head'] else 'fresh'} "
             f"head ({', '.join(recipe)})")
     records = calibrated_records(
@@ -209,9 +221,54 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     return [Candidate(r, b, head, encoder, True) for r, b in records], {**info, "val_logits": val_logits}
 
 
-def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrides: dict | None = None) -> int:
+@dataclass
+class Teacher:
+    """The distribution a distilled run learns from: logits for the training rows, what it is (recorded with
+    the run) and a short label for the record's name."""
+    logits: np.ndarray
+    description: str
+    label: str
+
+
+def load_teacher(texts: list[str], head_paths: list[Path] | None) -> Teacher:
+    """The stored classifiers at head_paths (default: the served one) on the training texts, averaged as
+    EnsembleClassifier averages them. Read before serve() overwrites the files the default comes from."""
+    paths = list(head_paths or [HEAD_PATH])
+    logits = ensemble_logits(texts, EnsembleClassifier.load(paths))
+    if [Path(p).resolve() for p in paths] == [HEAD_PATH.resolve()]:
+        return Teacher(logits, served_description(), "the served model")
+    label = f"an ensemble of {len(paths)} stored models" if len(paths) > 1 else "a stored model"
+    return Teacher(logits, f"{label}: " + "; ".join(stored_description(path) for path in paths), label)
+
+
+def serving_key(record: dict) -> tuple[bool, float]:
+    """The serving rule: validation positive precision floor met first, then validation macro-F1; the test
+    split is only reported."""
+    return record["validation"]["positive_precision"] >= POSITIVE_PRECISION_FLOOR, record["validation"]["macro_f1"]
+
+
+def best_on_validation(candidates: list[Candidate]) -> Candidate:
+    return max(candidates, key=lambda c: serving_key(c.record))
+
+
+def split_digest(split: dict) -> str:
+    return hashlib.sha256(json.dumps(split["splits"], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def served_record(split: dict) -> dict | None:
+    """The experiments file's record of the model served now, if it was scored on this split (None before any
+    --finetune run served one, or after --resplit)."""
+    old = json.loads(EXPERIMENTS_PATH.read_text()) if EXPERIMENTS_PATH.is_file() else {}
+    if old.get("split_digest", split_digest(split)) != split_digest(split):
+        return None
+    return next((r for r in old.get("experiments", []) if r["name"] == old.get("served")), None)
+
+
+def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrides: dict | None = None,
+                 keep: Path | None = None, teachers: list[Path] | None = None) -> int:
     """Baseline (frozen encoder) and fine-tuned models, each with and without calibrated offsets; records
-    all in EXPERIMENTS_PATH and serves the best on validation (positive precision floor first)."""
+    all in EXPERIMENTS_PATH and serves the best on validation (positive precision floor first). With `keep`,
+    nothing is served: the best fine-tuned candidate is written to that folder (an ensemble member)."""
     from transformers import AutoTokenizer
 
     cfg = {**FINETUNE_CONFIG, **(overrides or {})}
@@ -223,26 +280,85 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrid
     x = {name: features(pooled[positions[name]], cfg["pool_layers"]) for name in names}
     frozen, base_head = frozen_candidates(cfg, x, y, tokenizer, encoder_dir)
     teacher = None
-    if cfg.get("distill"):  # read before serve() overwrites the files it comes from
-        teacher = (teacher_logits([texts[i] for i in positions["train"]], HEAD_PATH), served_description())
-        log(f"teacher: {teacher[1]}, on {len(teacher[0]):,} training texts")
+    if cfg.get("distill"):
+        teacher = load_teacher([texts[i] for i in positions["train"]], teachers)
+        log(f"teacher: {teacher.description}, on {len(teacher.logits):,} training texts")
     tuned, info = tuned_candidates(cfg, base_head, states, lengths, pooled, positions, y, tokenizer, encoder_dir,
                                    split_confidence(split, by_row, "train"), teacher)
-    # 3. serve the record best on validation (positive precision floor met first, then macro-F1), fine-tuned
-    # or not; the test split is only reported
     candidates = frozen + tuned
-    chosen = max(candidates, key=lambda c: (c.record["validation"]["positive_precision"] >= POSITIVE_PRECISION_FLOOR,
-                                            c.record["validation"]["macro_f1"]))
+    if keep is not None:
+        member = best_on_validation(tuned)
+        head_path = save_model(member, cfg, Path(keep) / HEAD_PATH.name)
+        record_experiments([c.record for c in candidates], {})
+        log(f"kept, not served: {member.record['name']} -> {head_path}")
+        return 0
+    # 3. serve the record best on validation, fine-tuned or not, unless the model served now is at least as good
+    # by the same rule (a run of a weaker recipe or seed must not replace it; its records are kept all the same)
+    chosen = best_on_validation(candidates)
+    current = served_record(split)
+    if current is not None and serving_key(current) >= serving_key(chosen.record):
+        record_experiments([c.record for c in candidates], {})
+        log(f"not served: {chosen.record['name']} (validation {serving_key(chosen.record)}); the served "
+            f"{current['name']} is at least as good on validation ({serving_key(current)})")
+        return 0
     val_logits = info["val_logits"] if chosen.tuned else head_logits(base_head, x["validation"])
     test = serve(chosen, cfg, split, by_row, names, y, tokenizer, val_logits, info, t0)
-    record_experiments([c.record for c in candidates], experiments_header(chosen, test))
+    record_experiments([c.record for c in candidates], {**experiments_header(chosen, test), "split_digest": split_digest(split)})
     return 0
+
+
+def run_ensemble(split: dict, by_row: dict, head_paths: list[Path]) -> int:
+    """--ensemble: the stored classifiers combined (EnsembleClassifier), scored on validation and test like a
+    trained model (as is, and with offsets calibrated on validation) and recorded; nothing is served, since
+    each member costs one more encoder pass per sentence."""
+    from transformers import AutoTokenizer
+
+    names = ["validation", "test"]
+    texts, positions = texts_by_split(split, by_row, names)
+    y = labels_by_split(split, by_row, names)
+    ensemble = EnsembleClassifier.load(head_paths)
+    logits = ensemble_logits(texts, ensemble)
+    members = [stored_description(path) for path in head_paths]
+    records = calibrated_records(
+        f"ensemble of {len(head_paths)} ({' | '.join(members)})",
+        f"mean offset-free log-probabilities of {len(head_paths)} stored models; not served: one encoder pass per "
+        "member per sentence", logits[positions["validation"]], y["validation"], logits[positions["test"]], y["test"],
+        ensemble.with_bias, AutoTokenizer.from_pretrained(str(default_encoder_dir())), {"members": members})
+    record_experiments([r for r, _ in records], {})
+    return 0
+
+
+def stored_description(head_path: Path) -> str:
+    """The experiment a stored classifier came from (save_model writes it into the head's metadata; the served
+    head of an older run is named by its metrics report)."""
+    named = head_metadata(head_path).get("experiment")
+    if named:
+        return named
+    return served_description() if Path(head_path).resolve() == HEAD_PATH.resolve() else Path(head_path).name
 
 
 def served_description() -> str:
     """What the stored classifier is, as its metrics report names it (the teacher of a distilled run)."""
     report = json.loads(METRICS_PATH.read_text()) if METRICS_PATH.is_file() else {}
     return f"{report.get('served_experiment', report.get('encoder', 'the stored classifier'))} ({report.get('date', 'undated')})"
+
+
+def save_model(chosen: Candidate, cfg: dict, head_path: Path) -> Path:
+    """The chosen model's files: its head with the calibrated offset in the last bias, and the fine-tuned layers
+    (if any) beside it, named in the head's metadata; a stale layer file of a frozen model is removed."""
+    frozen, n_layers = cfg["frozen"], chosen.encoder.config.num_hidden_layers
+    top_path = head_path.with_name(ENCODER_TOP_PATH.name)
+    meta = {"seed": cfg.get("seed", SEED), "logit_offset": json.dumps(chosen.record["logit_offset"]),
+            "experiment": chosen.record["name"]}
+    if chosen.tuned:
+        layers = list(range(frozen, n_layers))
+        head_path.parent.mkdir(parents=True, exist_ok=True)
+        save_encoder_layers(chosen.encoder, layers, top_path)
+        meta.update({"finetuned_layers": json.dumps(layers), "encoder_file": top_path.name})
+    elif top_path.is_file():
+        top_path.unlink()  # a frozen encoder is served: no stale layer file in the build key
+    save_head(with_logit_offset(chosen.head, chosen.bias), head_path, cfg["pool_layers"], meta)
+    return head_path
 
 
 def experiments_header(chosen: Candidate, test: dict) -> dict:
@@ -265,19 +381,12 @@ def serve(chosen: Candidate, cfg: dict, split: dict, by_row: dict, names: list[s
     """Write the chosen model's files (head, and the fine-tuned layers if any) and its metrics report; returns
     the served pipeline's test scores."""
     frozen, n_layers = cfg["frozen"], chosen.encoder.config.num_hidden_layers
-    served_head = with_logit_offset(chosen.head, chosen.bias)
+    save_model(chosen, cfg, HEAD_PATH)
+    served_head, _ = load_head(HEAD_PATH)
     served = SentimentClassifier(PooledEncoder(chosen.encoder, cfg["pool_layers"]), served_head).eval()
     probs = torch_probs(served, tokenizer, [by_row[i]["text"] for i in split["splits"]["test"]])
     test = metrics(y["test"], probs.argmax(1))
     test["binary_accuracy_pos_vs_neg"] = binary_accuracy(y["test"], probs)
-    layers = list(range(frozen, n_layers)) if chosen.tuned else []
-    meta = {"seed": SEED, "logit_offset": json.dumps(chosen.record["logit_offset"])}
-    if chosen.tuned:
-        save_encoder_layers(chosen.encoder, layers, ENCODER_TOP_PATH)
-        meta.update({"finetuned_layers": json.dumps(layers), "encoder_file": ENCODER_TOP_PATH.name})
-    elif ENCODER_TOP_PATH.is_file():
-        ENCODER_TOP_PATH.unlink()  # a frozen encoder is served: no stale layer file in the build key
-    save_head(served_head, HEAD_PATH, cfg["pool_layers"], meta)
     encoder = (f"all-MiniLM-L6-v2, {frozen_layers(frozen)} frozen, layers {frozen}-{n_layers - 1} fine-tuned here, "
                f"{MINILM.sources[0].pip_spec}" if chosen.tuned else "all-MiniLM-L6-v2 (frozen), " + MINILM.sources[0].pip_spec)
     write_metrics_report(split, by_row, names, y, test, probs, metrics(y["validation"], (val_logits + chosen.bias).argmax(1)),

@@ -132,3 +132,101 @@ def test_stored_layers_are_the_rounded_weights_the_trainer_scored(tmp_path):
     fresh.load_state_dict(load_file(str(path)), strict=False)
     for name, value in fresh.state_dict().items():
         assert value.dtype == torch.float32 and torch.equal(value, scored[name]), name
+
+
+def test_kept_runs_of_other_seeds_make_an_ensemble_that_teaches_a_student(tiny_run, tmp_path):
+    """--seed/--keep write ensemble members without serving; --ensemble records their combination; --teacher
+    distills a student from it. The served files and the experiments header are left alone by the first two."""
+    from export.train_sentiment.encode import EnsembleClassifier, ensemble_logits
+
+    _, paths = tiny_run
+    split, rows = synthetic_split()
+    names = ["train", "validation", "test"]
+    members = []
+    for seed in (7, 8):
+        keep = tmp_path / f"member-{seed}"
+        assert pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"seed": seed}, keep=keep) == 0
+        members.append(keep / paths["head"].name)
+        assert members[-1].is_file() and (keep / paths["top"].name).is_file()
+        assert f"seed {seed}" in exp.head_metadata(members[-1])["experiment"]
+    assert not paths["head"].exists() and not paths["metrics"].exists()  # nothing served
+    experiments = json.loads(paths["experiments"].read_text())
+    assert "served" not in experiments
+    by_name = {r["name"]: r for r in experiments["experiments"]}
+    assert {exp.head_metadata(m)["experiment"] for m in members} <= set(by_name)
+    # the two seeds trained different models
+    texts = [rows[i]["text"] for i in split["splits"]["test"]]
+    first, second = (ensemble_logits(texts, EnsembleClassifier.load([m])) for m in members)
+    assert not np.allclose(first, second)
+
+    assert pipeline.run_ensemble(split, rows, members) == 0
+    ensembles = [r for r in json.loads(paths["experiments"].read_text())["experiments"] if r["name"].startswith("ensemble of 2")]
+    assert len(ensembles) >= 2 and all(r["config"]["members"] == [exp.head_metadata(m)["experiment"] for m in members]
+                                       for r in ensembles)
+    # the ensemble is the members' mean offset-free log-probability, renormalized
+    both = ensemble_logits(texts, EnsembleClassifier.load(members))
+    mean = (first + second) / 2
+    expected = mean - np.log(np.exp(mean).sum(1, keepdims=True))
+    assert np.allclose(both, expected, atol=1e-5)
+    assert np.allclose(np.exp(both).sum(1), 1, atol=1e-5)
+    # with_bias shares the members and only moves the decision
+    ensemble = EnsembleClassifier.load(members)
+    with torch.inference_mode():
+        ids, mask = torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.long)  # within the tiny vocabulary
+        shift = (torch.log(ensemble.with_bias([0.0, 0.0, 1.0])(ids, mask)) - torch.log(ensemble(ids, mask)))[0]
+    assert torch.allclose(shift - shift[0], torch.tensor([0.0, 0.0, 1.0]), atol=1e-5)
+    assert all(a is b for a, b in zip(ensemble.with_bias([0.0, 0.0, 1.0]).members, ensemble.members))
+
+    assert pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"distill": 0.5}, teachers=members) == 0
+    distilled = [r for r in json.loads(paths["experiments"].read_text())["experiments"]
+                 if "distilled from an ensemble of 2 stored models" in r["name"]]
+    assert distilled and all(r["train"]["teacher"].startswith("an ensemble of 2 stored models: ") for r in distilled)
+    assert json.loads(paths["experiments"].read_text())["served"]  # a run without --keep serves
+
+
+def test_the_command_line_rejects_teacher_and_ensemble_misuse(tmp_path, capsys):
+    from export.train_sentiment.__main__ import main
+
+    head = tmp_path / "head.safetensors"
+    head.write_bytes(b"")
+    for argv, message in [(["--finetune", "--teacher", str(head)], "--teacher needs --distill"),
+                          (["--keep", str(tmp_path)], "--keep needs --finetune"),
+                          (["--ensemble", str(tmp_path / "missing.safetensors")], "no stored classifier head"),
+                          (["--finetune", "--ensemble", str(head)], "does not combine with --finetune")]:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_never_replaces_a_served_model_that_is_better_on_validation(tiny_run):
+    _, paths = tiny_run
+    split, rows = synthetic_split()
+    names = ["train", "validation", "test"]
+    assert pipeline.run_finetune(split, rows, names, t0=0.0) == 0
+    experiments = json.loads(paths["experiments"].read_text())
+    served = experiments["served"]
+    # make the served record unbeatable on validation; a second run (another seed) must keep it and its files
+    for record in experiments["experiments"]:
+        if record["name"] == served:
+            record["validation"].update(macro_f1=1.0, positive_precision=1.0)
+    paths["experiments"].write_text(json.dumps(experiments))
+    before = {key: paths[key].read_bytes() for key in ("head", "metrics")}
+    assert pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"seed": 3}) == 0
+    after = json.loads(paths["experiments"].read_text())
+    assert after["served"] == served
+    assert any("seed 3" in r["name"] for r in after["experiments"])  # recorded all the same
+    assert {key: paths[key].read_bytes() for key in ("head", "metrics")} == before
+    # and one that is better by the rule replaces it
+    for record in after["experiments"]:
+        if record["name"] == served:
+            record["validation"].update(macro_f1=0.0, positive_precision=0.0)
+    paths["experiments"].write_text(json.dumps(after))
+    assert pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"seed": 4}) == 0
+    assert json.loads(paths["experiments"].read_text())["served"] != served
+    # a served record scored on another split (--resplit) is no yardstick
+    final = json.loads(paths["experiments"].read_text())
+    for record in final["experiments"]:
+        record["validation"].update(macro_f1=1.0, positive_precision=1.0)
+    paths["experiments"].write_text(json.dumps({**final, "split_digest": "another split"}))
+    assert pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"seed": 5}) == 0
+    assert json.loads(paths["experiments"].read_text())["split_digest"] == pipeline.split_digest(split)  # served
