@@ -141,10 +141,10 @@ class EnsembleClassifier(nn.Module):
         return torch.softmax((logp - self.offsets[:, None, :]).mean(0) + self.bias, dim=-1)
 
 
-def ensemble_logits(texts: list[str], ensemble: EnsembleClassifier) -> np.ndarray:
+def ensemble_logits(texts: list[str], ensemble: EnsembleClassifier, tokenizer=None) -> np.ndarray:
     """The ensemble on raw texts as log-probabilities: the teacher of a distilled run (one member: that model
     alone) and the scores of an --ensemble record. The student gets its own offsets."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(default_encoder_dir()))
+    tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(default_encoder_dir()))
     return np.log(np.clip(torch_probs(ensemble, tokenizer, texts), 1e-30, None))

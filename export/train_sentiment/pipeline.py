@@ -317,13 +317,14 @@ def run_ensemble(split: dict, by_row: dict, head_paths: list[Path]) -> int:
     texts, positions = texts_by_split(split, by_row, names)
     y = labels_by_split(split, by_row, names)
     ensemble = EnsembleClassifier.load(head_paths)
-    logits = ensemble_logits(texts, ensemble)
+    tokenizer = AutoTokenizer.from_pretrained(str(default_encoder_dir()))
+    logits = ensemble_logits(texts, ensemble, tokenizer)
     members = [stored_description(path) for path in head_paths]
     records = calibrated_records(
         f"ensemble of {len(head_paths)} ({' | '.join(members)})",
         f"mean offset-free log-probabilities of {len(head_paths)} stored models; not served: one encoder pass per "
         "member per sentence", logits[positions["validation"]], y["validation"], logits[positions["test"]], y["test"],
-        ensemble.with_bias, AutoTokenizer.from_pretrained(str(default_encoder_dir())), {"members": members})
+        ensemble.with_bias, tokenizer, {"members": members})
     record_experiments([r for r, _ in records], {})
     return 0
 
