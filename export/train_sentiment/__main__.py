@@ -1,7 +1,7 @@
 """python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N] [--frozen K] [--lr-encoder X]
 [--lr-head X] [--[no-]warm-head] [--[no-]confidence-weighted] [--distill W [--distill-temperature T]]
-[--ema DECAY] [--checks N] [--seed N] [--teacher HEAD ...] [--keep DIR]] [--ensemble HEAD HEAD ...]: see the
-package docstring."""
+[--ema DECAY] [--checks N] [--seed N] [--teacher HEAD ...] [--keep DIR]] [--ensemble HEAD HEAD ...]
+[--train-teacher DIR]: see the package docstring."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,7 @@ from export.train_sentiment import log
 from export.train_sentiment.data import FRACTIONS, load_corpus, load_or_make_split
 from export.train_sentiment.finetune import FINETUNE_CONFIG
 from export.train_sentiment.pipeline import run_ensemble, run_finetune, run_frozen
+from export.train_sentiment.teacher import run_teacher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="with --finetune: serve nothing; write the best fine-tuned candidate (head + layers) "
                         "to DIR, e.g. as an ensemble member")
+    parser.add_argument("--train-teacher", type=Path, metavar="DIR",
+                        help="fine-tune the top layers of all-mpnet-base-v2 (requirements-teacher.txt) with a head "
+                        "and write it, with its logits for every split text, to DIR: a teacher for --distill W "
+                        "--teacher DIR/sentiment_head.safetensors; serves nothing. The --finetune flags set its "
+                        "recipe (default: export.train_sentiment.teacher.TEACHER_CONFIG)")
     parser.add_argument("--ensemble", type=Path, nargs="+", metavar="HEAD",
                         help="score and record the ensemble of these stored classifiers (mean offset-free "
                         "log-probabilities, offsets calibrated on validation); serves nothing")
@@ -68,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--keep needs --finetune")
     if args.ensemble and args.finetune:
         parser.error("--ensemble scores stored models; it does not combine with --finetune")
+    if args.train_teacher and (args.finetune or args.ensemble or args.keep or args.distill):
+        parser.error("--train-teacher is a run of its own (no --finetune, --ensemble, --keep or --distill)")
     for path in [*(args.teacher or []), *(args.ensemble or [])]:
         if not path.is_file():
             parser.error(f"no stored classifier head at {path}")
@@ -89,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{n} {len(split['splits'][n]):,}" for n in names))
     if args.ensemble:
         return run_ensemble(split, by_row, args.ensemble)
+    # the fine-tuning flags are named after their FINETUNE_CONFIG keys; unset ones keep the default
+    overrides = {k: v for k, v in vars(args).items() if k in FINETUNE_CONFIG and v is not None}
+    if args.train_teacher:
+        return run_teacher(split, by_row, names, args.train_teacher, overrides)
     if args.finetune:
-        # the fine-tuning flags are named after their FINETUNE_CONFIG keys; unset ones keep the default
-        overrides = {k: v for k, v in vars(args).items() if k in FINETUNE_CONFIG and v is not None}
         return run_finetune(split, by_row, names, t0, overrides, keep=args.keep, teachers=args.teacher)
     return run_frozen(split, by_row, names, t0, args.explore)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,6 +20,7 @@ from export.sentiment import (
     head_metadata,
     load_encoder,
     masked_mean,
+    segment_ids,
 )
 from export.train_sentiment import log
 from models.paths import cache_root
@@ -65,28 +69,47 @@ def embed_all(texts: list[str], batch_size: int = 64) -> np.ndarray:
     return out
 
 
-def token_states(texts: list[str], frozen: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(states [sum of lengths, 384] float16 = hidden_states[frozen] of every real token, concatenated;
-    lengths [n]; pooled [n, 7, 384] float16 mean-pooled hidden states of all layers), cached by content hash."""
+@dataclass(frozen=True)
+class EncoderFiles:
+    """An encoder whose states the trainer caches: the sha256 of its weights (part of the cache key) and how
+    to find its verified folder (called only on a cache miss). lower_only: the caching pass runs only the
+    frozen layers (a teacher's 8 of 12, the costliest step of its run), so `pooled` holds layers 0..frozen."""
+    sha256: str
+    locate: Callable[[], Path]
+    lower_only: bool = False
+
+
+MINILM_FILES = EncoderFiles(MINILM.sources[0].sha256, lambda: default_encoder_dir())  # looked up when called
+
+
+def token_states(texts: list[str], frozen: int, batch_size: int = 64,
+                 source: EncoderFiles = MINILM_FILES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(states [sum of lengths, hidden] float16 = hidden_states[frozen] of every real token, concatenated;
+    lengths [n]; pooled [n, layers + 1, hidden] float16 mean-pooled hidden states of all layers, or of
+    0..frozen with source.lower_only), cached by content hash."""
     from transformers import AutoTokenizer
 
-    digest = hashlib.sha256(json.dumps([MINILM.sources[0].sha256, MAX_TOKENS, frozen, texts]).encode()).hexdigest()[:16]
+    key = [source.sha256, MAX_TOKENS, frozen, texts] + (["lower-only"] if source.lower_only else [])
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
     cache = cache_root() / "sentiment-train" / f"tokens-{digest}.npz"
     if cache.is_file():
         log(f"token states: cached ({cache})")
         data = np.load(cache)
         return data["states"], data["lengths"], data["pooled"]
-    encoder_dir = default_encoder_dir()
+    encoder_dir = source.locate()
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
     encoder = load_encoder(encoder_dir)
+    if source.lower_only:
+        encoder.encoder.layer = encoder.encoder.layer[:frozen]
+    n_states = len(encoder.encoder.layer) + 1
     per_text: list[np.ndarray | None] = [None] * len(texts)
-    pooled = np.zeros((len(texts), len(ALL_LAYERS), encoder.config.hidden_size), dtype=np.float16)
+    pooled = np.zeros((len(texts), n_states, encoder.config.hidden_size), dtype=np.float16)
     start = time.perf_counter()
     with torch.inference_mode():
         for idx, enc in encoded_batches(texts, tokenizer, batch_size, "encoded"):
             mask = enc["attention_mask"]
-            hs = encoder(input_ids=enc["input_ids"], attention_mask=mask,
-                         token_type_ids=torch.zeros_like(mask), output_hidden_states=True).hidden_states
+            hs = encoder(input_ids=enc["input_ids"], attention_mask=mask, output_hidden_states=True,
+                         **segment_ids(encoder, enc["input_ids"])).hidden_states
             pooled[idx] = torch.stack([masked_mean(h, mask) for h in hs], 1).numpy().astype(np.float16)
             for row, i in enumerate(idx):
                 per_text[i] = hs[frozen][row, :int(mask[row].sum())].numpy().astype(np.float16)
@@ -96,6 +119,29 @@ def token_states(texts: list[str], frozen: int, batch_size: int = 64) -> tuple[n
     np.savez(cache, states=states, lengths=lengths, pooled=pooled)
     log(f"token states: {len(texts):,} texts, {len(states):,} tokens in {time.perf_counter() - start:.0f} s -> {cache}")
     return states, lengths, pooled
+
+
+LOGITS_FILE = "teacher_logits.npz"  # a teacher's logits for every split text, beside its head
+
+
+def text_keys(texts: list[str]) -> np.ndarray:
+    """A fixed-width key per text, for looking the stored teacher logits up by text."""
+    return np.array([hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts], dtype="S40")
+
+
+def save_logits(path: Path, texts: list[str], logits: np.ndarray) -> None:
+    np.savez(path, keys=text_keys(texts), logits=logits.astype(np.float32))
+
+
+def stored_logits(head_path: Path, texts: list[str]) -> np.ndarray | None:
+    """The teacher logits written beside head_path for exactly these texts, or None if any is missing."""
+    path = Path(head_path).with_name(LOGITS_FILE)
+    if not path.is_file():
+        return None
+    data = np.load(path)
+    row_of = {k: i for i, k in enumerate(data["keys"].tolist())}
+    rows = [row_of.get(k) for k in text_keys(texts).tolist()]
+    return None if any(r is None for r in rows) else data["logits"][rows]
 
 
 def torch_probs(classifier: nn.Module, tokenizer, texts: list[str], batch: int = 64) -> np.ndarray:
@@ -112,39 +158,53 @@ def stored_offset(head_path) -> np.ndarray:
     return np.array(json.loads(head_metadata(head_path).get("logit_offset", "[0, 0, 0]")), dtype=np.float32)
 
 
-class EnsembleClassifier(nn.Module):
-    """Classifiers combined: the mean of their log-probabilities less each one's calibrated offset (the
-    distributions the models learned, not their served decision rules), plus `bias`, as softmax
-    probabilities. One member is that model's offset-free distribution."""
+def stored_encoder_dir(head_path: Path) -> Path:
+    """The encoder folder a stored classifier was trained on: the packaged MiniLM, or the teacher its head's
+    metadata names (export.train_sentiment.teacher)."""
+    name = head_metadata(head_path).get("encoder")
+    if not name:
+        return default_encoder_dir()
+    from export.train_sentiment.teacher import TEACHER_NAME
+    from models.sources import teacher_encoder_dir
 
-    def __init__(self, members: list[nn.Module], offsets: np.ndarray, bias=None):
-        super().__init__()
-        if not members:
-            raise ValueError("an ensemble needs at least one classifier")
-        self.members = nn.ModuleList(members)  # shared with other ensembles of the same members, not copied
-        self.register_buffer("offsets", torch.as_tensor(np.asarray(offsets), dtype=torch.float32))
-        self.register_buffer("bias", torch.as_tensor(np.zeros(len(LABELS)) if bias is None else np.asarray(bias),
-                                                     dtype=torch.float32))
-
-    @classmethod
-    def load(cls, head_paths, bias=None) -> "EnsembleClassifier":
-        """The classifiers stored at head_paths, each with its fine-tuned layers and offset."""
-        encoder_dir = default_encoder_dir()
-        members = [build_torch_classifier(encoder_dir, path) for path in head_paths]
-        return cls(members, np.stack([stored_offset(path) for path in head_paths]) if members else [], bias).eval()
-
-    def with_bias(self, bias) -> "EnsembleClassifier":
-        return EnsembleClassifier(list(self.members), self.offsets, bias).eval()
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logp = torch.stack([torch.log(m(input_ids, attention_mask).clamp_min(1e-30)) for m in self.members])
-        return torch.softmax((logp - self.offsets[:, None, :]).mean(0) + self.bias, dim=-1)
+    if name != TEACHER_NAME:
+        raise ValueError(f"{head_path} was trained on encoder {name!r}; known: MiniLM, {TEACHER_NAME}")
+    return teacher_encoder_dir()
 
 
-def ensemble_logits(texts: list[str], ensemble: EnsembleClassifier, tokenizer=None) -> np.ndarray:
-    """The ensemble on raw texts as log-probabilities: the teacher of a distilled run (one member: that model
-    alone) and the scores of an --ensemble record. The student gets its own offsets."""
+def member_logits(texts: list[str], head_path: Path) -> np.ndarray:
+    """One stored classifier's offset-free log-probabilities on raw texts (the distribution it learned, not its
+    served decision rule): read from the logits a --train-teacher run stored beside its head when they cover
+    the texts, else computed with its own encoder and tokenizer."""
     from transformers import AutoTokenizer
 
-    tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(default_encoder_dir()))
-    return np.log(np.clip(torch_probs(ensemble, tokenizer, texts), 1e-30, None))
+    logits = stored_logits(head_path, texts)
+    if logits is not None:
+        return logits
+    encoder_dir = stored_encoder_dir(head_path)
+    classifier = build_torch_classifier(encoder_dir, head_path)
+    probs = torch_probs(classifier, AutoTokenizer.from_pretrained(str(encoder_dir)), texts)
+    return log_softmax(np.log(np.clip(probs, 1e-30, None)) - stored_offset(head_path))
+
+
+def ensemble_logits(texts: list[str], head_paths: list[Path]) -> np.ndarray:
+    """Stored classifiers combined, as log-probabilities: the renormalized mean of their offset-free
+    log-probabilities. The teacher of a distilled run (one member: that model alone) and the scores of an
+    --ensemble record; each member runs on its own encoder, so an ensemble may mix MiniLM and the teacher."""
+    if not head_paths:
+        raise ValueError("an ensemble needs at least one classifier")
+    return log_softmax(np.mean([member_logits(texts, path) for path in head_paths], 0))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    return torch.log_softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), -1).numpy()
+
+
+def scorer(classifier: nn.Module, tokenizer):
+    """One classifier as a function of raw texts -> probabilities (the check set's view of a model)."""
+    return lambda texts: torch_probs(classifier, tokenizer, texts)
+
+
+def ensemble_scorer(head_paths: list[Path], bias) -> Callable[[list[str]], np.ndarray]:
+    """Stored classifiers combined (ensemble_logits) plus an offset, as a function of raw texts -> probabilities."""
+    return lambda texts: np.exp(log_softmax(ensemble_logits(texts, head_paths) + np.asarray(bias, dtype=np.float32)))

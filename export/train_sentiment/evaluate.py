@@ -1,10 +1,10 @@
 """Scores of a classifier: per-class metrics, positive-vs-negative accuracy, the 50-sentence check set."""
 from __future__ import annotations
 
-import numpy as np
-from torch import nn
+from typing import Callable
 
-from export.train_sentiment.encode import torch_probs
+import numpy as np
+
 from models.paths import REPO_ROOT
 from models.sentiment import LABELS
 
@@ -42,10 +42,11 @@ def checkset_items() -> list[tuple[str, str]]:
     return [tuple(row.split("\t", 1)) for row in rows if "\t" in row]
 
 
-def checkset_report(classifier: nn.Module, tokenizer) -> dict:
-    """The 50 everyday sentences: 3-way accuracy, positive-vs-negative accuracy, and the misses."""
+def checkset_report(score: Callable[[list[str]], np.ndarray]) -> dict:
+    """The 50 everyday sentences: 3-way accuracy, positive-vs-negative accuracy, and the misses. `score` maps raw
+    texts to probabilities (encode.scorer for one classifier, or an ensemble's combination)."""
     items = checkset_items()
-    probs = torch_probs(classifier, tokenizer, [text for _, text in items])
+    probs = score([text for _, text in items])
     pred = [LABELS[i] for i in probs.argmax(1)]
     neg, pos = LABELS.index("negative"), LABELS.index("positive")
     polarity = ["positive" if p[pos] > p[neg] else "negative" for p in probs]

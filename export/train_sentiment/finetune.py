@@ -35,6 +35,9 @@ from export.train_sentiment.head import class_weights
 # Nor is the plateau seed variance (2026-12-07): seeds 1 and 2 of this recipe reached 0.7887 and 0.7861 (with
 # offsets); an ensemble of the three seeds 0.7979 (pipeline.run_ensemble), and a student distilled from it
 # (--teacher x3, distill 0.5, T 2) 0.7961. The served seed is the best of the three; averaging runs adds nothing.
+# A stronger teacher (teacher.py: all-mpnet-base-v2, top 4 layers tuned, validation 0.8011; with the served
+# MiniLM as an ensemble 0.8068) distilled at 0.5, T 2: students at 0.7988 (mpnet alone) and 0.7917 (the
+# ensemble), neither ahead of the served model by more than pipeline.SERVING_MARGIN.
 # distill: the weight of the distillation term (0 = hard labels only); the teacher is the model served when
 # the run starts (export.train_sentiment.encode.ensemble_logits; --teacher names
 # other stored models, whose mean it then is), softened at distill_temperature.
@@ -54,13 +57,17 @@ class TopLayers(nn.Module):
     def __init__(self, encoder: nn.Module, frozen: int):
         super().__init__()
         self.layers = nn.ModuleList(encoder.encoder.layer[frozen:])
+        # MPNet's layers share one relative-position bias that its encoder computes from the sequence; it stays
+        # frozen (outside self.layers' parameters). BERT has none.
+        self.position_bias = getattr(encoder.encoder, "compute_position_bias", None)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
-        # the additive mask BERT's eager attention uses: 0 for real tokens, dtype-min for padding
+        # the additive mask BERT's and MPNet's eager attention use: 0 for real tokens, dtype-min for padding
         additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        extra = {} if self.position_bias is None else {"position_bias": self.position_bias(hidden)}
         outs = []
         for layer in self.layers:
-            hidden = layer(hidden, attention_mask=additive)[0]
+            hidden = layer(hidden, attention_mask=additive, **extra)[0]
             outs.append(hidden)
         return outs
 

@@ -55,15 +55,16 @@ def write_metrics_report(split: dict, by_row: dict, names: list[str], y: dict[st
         f"{METRICS_PATH.relative_to(REPO_ROOT)}; {time.perf_counter() - t0:.0f} s in all")
 
 
-def experiment_record(name: str, note: str, val_logits, y_va, test_logits, y_te, classifier, tokenizer,
-                      config: dict, bias=None, extra: dict | None = None) -> dict:
+def experiment_record(name: str, note: str, val_logits, y_va, test_logits, y_te, score, config: dict, bias=None,
+                      extra: dict | None = None) -> dict:
+    """One record; `score` maps raw texts to the model's probabilities, for the check set."""
     bias = np.zeros(len(LABELS)) if bias is None else np.asarray(bias)
     val, test = metrics(y_va, (val_logits + bias).argmax(1)), metrics(y_te, (test_logits + bias).argmax(1))
     test["binary_accuracy_pos_vs_neg"] = binary_accuracy(y_te, test_logits + bias)
     record = {"name": name, "note": note, "config": config, "logit_offset": [round(float(b), 3) for b in bias],
               "validation": {"accuracy": val["accuracy"], "macro_f1": val["macro_f1"],
                              "positive_precision": val["per_class"]["positive"]["precision"]},
-              "test": test, "checkset": checkset_report(classifier, tokenizer), **(extra or {})}
+              "test": test, "checkset": checkset_report(score), **(extra or {})}
     t = record["test"]
     log(f"  [{name}] test macro-F1 {t['macro_f1']:.4f} acc {t['accuracy']:.4f} pos P/R "
         f"{t['per_class']['positive']['precision']:.3f}/{t['per_class']['positive']['recall']:.3f}; checkset "
@@ -80,10 +81,11 @@ def record_experiments(records: list[dict], extra: dict) -> None:
     EXPERIMENTS_PATH.write_text(json.dumps({**old, **extra, "experiments": list(by_name.values())}, indent=1) + "\n")
 
 
-def calibrated_records(prefix: str, note: str, val_logits, y_va, test_logits, y_te, classifier_for, tokenizer,
-                       config: dict, extra: dict | None = None) -> list[tuple[dict, np.ndarray]]:
+def calibrated_records(prefix: str, note: str, val_logits, y_va, test_logits, y_te, score_for, config: dict,
+                       extra: dict | None = None) -> list[tuple[dict, np.ndarray]]:
     """Three records for one trained model: as trained, with logit offsets chosen on validation for macro-F1,
-    and the same with validation positive precision >= POSITIVE_PRECISION_FLOOR."""
+    and the same with validation positive precision >= POSITIVE_PRECISION_FLOOR. score_for(offset): the
+    model with that offset as a function of raw texts (encode.scorer), for the check set."""
     out = []
     choices = [("", None, None), (" + offsets (val macro-F1)", "max", None),
                (f" + offsets (val macro-F1, val positive precision >= {POSITIVE_PRECISION_FLOOR})", "max",
@@ -97,7 +99,7 @@ def calibrated_records(prefix: str, note: str, val_logits, y_va, test_logits, y_
             except ValueError as exc:
                 log(f"  {prefix}{suffix}: {exc}")
                 continue
-        record = experiment_record(prefix + suffix, note, val_logits, y_va, test_logits, y_te, classifier_for(bias),
-                                   tokenizer, config, bias, extra)
+        record = experiment_record(prefix + suffix, note, val_logits, y_va, test_logits, y_te, score_for(bias), config,
+                                   bias, extra)
         out.append((record, bias))
     return out

@@ -3,63 +3,16 @@ what they write (head, metrics file, experiment records, fine-tuned layers) and 
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
 import torch
 
 from export import sentiment as exp
-from export.train_sentiment import encode, pipeline, report
+from export.train_sentiment import encode, pipeline
 from models.sentiment import LABELS
+from tests.export.conftest import synthetic_split
 from tests.export.test_sentiment_export import make_tiny_encoder
-
-WORDS = {"positive": "good great love thank fine".split(), "negative": "bad awful hate late lost".split(),
-         "neutral": "the a flight phone app today crew bag".split()}
-
-
-def synthetic_split(n_per_label: int = 40, seed: int = 0) -> tuple[dict, dict]:
-    rng = random.Random(seed)
-    rows, splits = {}, {"train": [], "validation": [], "test": []}
-    for label in LABELS:
-        for k in range(n_per_label):
-            words = rng.sample(WORDS[label], 2) + rng.sample(WORDS["neutral"], 2)
-            rng.shuffle(words)
-            row = len(rows)
-            # as in the corpus: a label confidence, missing for some rows
-            confidence = rng.choice([None, 0.4, 0.7, 1.0])
-            rows[row] = {"row": row, "label": label, "confidence": confidence, "text": " ".join(words)}
-            splits["train" if k < n_per_label * 0.6 else "validation" if k < n_per_label * 0.8 else "test"].append(row)
-    split = {"corpus": {"package": "synthetic", "rows": len(rows)}, "seed": seed,
-             "dropped": {"duplicates": 0, "tied_conflicting_labels": 0}, "splits": splits}
-    return split, rows
-
-
-@pytest.fixture
-def tiny_run(tmp_path, monkeypatch):
-    """Every path the runs write points into tmp_path; layer choices fit a 2-layer encoder."""
-    encoder_dir = make_tiny_encoder(tmp_path / "encoder", seed=1)
-    paths = {"head": tmp_path / "head.safetensors", "top": tmp_path / "encoder_top.safetensors",
-             "metrics": tmp_path / "metrics.json", "experiments": tmp_path / "experiments.json"}
-    monkeypatch.setattr(encode, "cache_root", lambda: tmp_path / "cache")
-    monkeypatch.setattr(encode, "default_encoder_dir", lambda: encoder_dir)
-    monkeypatch.setattr(encode, "ALL_LAYERS", [0, 1, 2])
-    monkeypatch.setattr(pipeline, "default_encoder_dir", lambda: encoder_dir)
-    for module in (pipeline, report):
-        monkeypatch.setattr(module, "HEAD_PATH", paths["head"])
-        monkeypatch.setattr(module, "METRICS_PATH", paths["metrics"])
-        monkeypatch.setattr(module, "EXPERIMENTS_PATH", paths["experiments"], raising=False)
-    monkeypatch.setattr(pipeline, "ENCODER_TOP_PATH", paths["top"])
-    monkeypatch.setattr(pipeline, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(pipeline, "SPLIT_PATH", tmp_path / "split.json")
-    monkeypatch.setattr(pipeline, "DEFAULT_CONFIG", {"pool_layers": [1, 2], "hidden": 8, "dropout": 0.1,
-                                                     "weight_decay": 1e-2, "lr": 1e-2, "epochs": 5})
-    # the real recipe's keys, sized for the tiny encoder
-    monkeypatch.setattr(pipeline, "FINETUNE_CONFIG", {**pipeline.FINETUNE_CONFIG, "frozen": 1, "pool_layers": [1, 2],
-                                                      "hidden": 8, "lr_encoder": 1e-4, "epochs": 1, "batch": 16,
-                                                      "checks": 2, "warm_head": True})
-    return encoder_dir, paths
 
 
 def test_frozen_run_writes_a_head_and_a_metrics_report_that_agree(tiny_run):
@@ -137,7 +90,7 @@ def test_stored_layers_are_the_rounded_weights_the_trainer_scored(tmp_path):
 def test_kept_runs_of_other_seeds_make_an_ensemble_that_teaches_a_student(tiny_run, tmp_path):
     """--seed/--keep write ensemble members without serving; --ensemble records their combination; --teacher
     distills a student from it. The served files and the experiments header are left alone by the first two."""
-    from export.train_sentiment.encode import EnsembleClassifier, ensemble_logits
+    from export.train_sentiment.encode import ensemble_logits, member_logits, stored_offset
 
     _, paths = tiny_run
     split, rows = synthetic_split()
@@ -156,7 +109,7 @@ def test_kept_runs_of_other_seeds_make_an_ensemble_that_teaches_a_student(tiny_r
     assert {exp.head_metadata(m)["experiment"] for m in members} <= set(by_name)
     # the two seeds trained different models
     texts = [rows[i]["text"] for i in split["splits"]["test"]]
-    first, second = (ensemble_logits(texts, EnsembleClassifier.load([m])) for m in members)
+    first, second = (ensemble_logits(texts, [m]) for m in members)
     assert not np.allclose(first, second)
 
     assert pipeline.run_ensemble(split, rows, members) == 0
@@ -164,18 +117,22 @@ def test_kept_runs_of_other_seeds_make_an_ensemble_that_teaches_a_student(tiny_r
     assert len(ensembles) >= 2 and all(r["config"]["members"] == [exp.head_metadata(m)["experiment"] for m in members]
                                        for r in ensembles)
     # the ensemble is the members' mean offset-free log-probability, renormalized
-    both = ensemble_logits(texts, EnsembleClassifier.load(members))
+    both = ensemble_logits(texts, members)
     mean = (first + second) / 2
     expected = mean - np.log(np.exp(mean).sum(1, keepdims=True))
     assert np.allclose(both, expected, atol=1e-5)
     assert np.allclose(np.exp(both).sum(1), 1, atol=1e-5)
-    # with_bias shares the members and only moves the decision
-    ensemble = EnsembleClassifier.load(members)
-    with torch.inference_mode():
-        ids, mask = torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.long)  # within the tiny vocabulary
-        shift = (torch.log(ensemble.with_bias([0.0, 0.0, 1.0])(ids, mask)) - torch.log(ensemble(ids, mask)))[0]
-    assert torch.allclose(shift - shift[0], torch.tensor([0.0, 0.0, 1.0]), atol=1e-5)
-    assert all(a is b for a, b in zip(ensemble.with_bias([0.0, 0.0, 1.0]).members, ensemble.members))
+    # a member's logits are offset-free: adding its stored offset back gives the stored classifier's decision
+    from transformers import AutoTokenizer
+
+    from export.train_sentiment.encode import torch_probs
+
+    encoder_dir = encode.stored_encoder_dir(members[0])  # the fixture's tiny MiniLM stand-in
+    served = torch_probs(exp.build_torch_classifier(encoder_dir, members[0]),
+                         AutoTokenizer.from_pretrained(str(encoder_dir)), texts)
+    own = member_logits(texts, members[0])
+    assert np.array_equal((own + stored_offset(members[0])).argmax(1), served.argmax(1))
+    assert np.allclose(np.log(served), own + stored_offset(members[0]) - np.log(np.exp(own + stored_offset(members[0])).sum(1, keepdims=True)), atol=1e-5)
 
     assert pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"distill": 0.5}, teachers=members) == 0
     distilled = [r for r in json.loads(paths["experiments"].read_text())["experiments"]
@@ -192,7 +149,9 @@ def test_the_command_line_rejects_teacher_and_ensemble_misuse(tmp_path, capsys):
     for argv, message in [(["--finetune", "--teacher", str(head)], "--teacher needs --distill"),
                           (["--keep", str(tmp_path)], "--keep needs --finetune"),
                           (["--ensemble", str(tmp_path / "missing.safetensors")], "no stored classifier head"),
-                          (["--finetune", "--ensemble", str(head)], "does not combine with --finetune")]:
+                          (["--finetune", "--ensemble", str(head)], "does not combine with --finetune"),
+                          (["--train-teacher", str(tmp_path), "--finetune"], "--train-teacher is a run of its own"),
+                          (["--train-teacher", str(tmp_path), "--distill", "0.5"], "--train-teacher is a run of its own")]:
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2 and message in capsys.readouterr().err
@@ -230,3 +189,16 @@ def test_a_run_never_replaces_a_served_model_that_is_better_on_validation(tiny_r
     paths["experiments"].write_text(json.dumps({**final, "split_digest": "another split"}))
     assert pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"seed": 5}) == 0
     assert json.loads(paths["experiments"].read_text())["split_digest"] == pipeline.split_digest(split)  # served
+
+
+def test_a_lead_within_the_noise_margin_does_not_replace_the_served_model():
+    def record(f1, precision):
+        return {"validation": {"macro_f1": f1, "positive_precision": precision}}
+
+    served = record(0.7977, 0.750)
+    margin = pipeline.SERVING_MARGIN
+    assert not pipeline.replaces_served(record(0.7988, 0.790), served)  # +0.0011: within the noise
+    assert not pipeline.replaces_served(record(0.7977 + margin, 0.80), served)
+    assert pipeline.replaces_served(record(0.7977 + margin + 1e-4, 0.76), served)
+    assert not pipeline.replaces_served(record(0.90, 0.70), served)  # the precision floor comes first
+    assert pipeline.replaces_served(record(0.75, 0.76), record(0.80, 0.70))  # a model meeting it replaces one that misses

