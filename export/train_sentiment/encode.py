@@ -2,6 +2,7 @@
 per-token states of the frozen layers for fine-tuning, and the full PyTorch classifier's probabilities."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -23,8 +24,9 @@ from export.sentiment import (
     segment_ids,
 )
 from export.train_sentiment import log
+from models import sources
 from models.paths import cache_root
-from models.registry import MINILM
+from models.registry import MINILM, MPNET_TEACHER_NAME
 from models.sentiment import LABELS, MAX_TOKENS, normalize_text
 
 ALL_LAYERS = list(range(7))  # hidden_states[0] = embeddings, [1..6] = the six transformer layers
@@ -164,26 +166,31 @@ def stored_encoder_dir(head_path: Path) -> Path:
     name = head_metadata(head_path).get("encoder")
     if not name:
         return default_encoder_dir()
-    from export.train_sentiment.teacher import TEACHER_NAME
-    from models.sources import teacher_encoder_dir
+    if name != MPNET_TEACHER_NAME:
+        raise ValueError(f"{head_path} was trained on encoder {name!r}; known: MiniLM, {MPNET_TEACHER_NAME}")
+    return sources.teacher_encoder_dir()
 
-    if name != TEACHER_NAME:
-        raise ValueError(f"{head_path} was trained on encoder {name!r}; known: MiniLM, {TEACHER_NAME}")
-    return teacher_encoder_dir()
+
+@functools.lru_cache(maxsize=8)
+def _stored_classifier(head_path: Path, stamp: tuple[int, int]) -> tuple[nn.Module, object]:
+    """A stored classifier and its tokenizer, loaded once per version of its head file (`stamp`: size and
+    mtime), since an --ensemble run scores each member on the split and then on the check set per record."""
+    from transformers import AutoTokenizer
+
+    encoder_dir = stored_encoder_dir(head_path)
+    return build_torch_classifier(encoder_dir, head_path), AutoTokenizer.from_pretrained(str(encoder_dir))
 
 
 def member_logits(texts: list[str], head_path: Path) -> np.ndarray:
     """One stored classifier's offset-free log-probabilities on raw texts (the distribution it learned, not its
     served decision rule): read from the logits a --train-teacher run stored beside its head when they cover
     the texts, else computed with its own encoder and tokenizer."""
-    from transformers import AutoTokenizer
-
     logits = stored_logits(head_path, texts)
     if logits is not None:
         return logits
-    encoder_dir = stored_encoder_dir(head_path)
-    classifier = build_torch_classifier(encoder_dir, head_path)
-    probs = torch_probs(classifier, AutoTokenizer.from_pretrained(str(encoder_dir)), texts)
+    stat = Path(head_path).stat()
+    classifier, tokenizer = _stored_classifier(Path(head_path).resolve(), (stat.st_size, stat.st_mtime_ns))
+    probs = torch_probs(classifier, tokenizer, texts)
     return log_softmax(np.log(np.clip(probs, 1e-30, None)) - stored_offset(head_path))
 
 

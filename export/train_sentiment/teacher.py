@@ -39,10 +39,10 @@ from export.train_sentiment.pipeline import (
     texts_by_split,
 )
 from export.train_sentiment.report import calibrated_records, record_experiments
+from models.registry import MPNET_TEACHER_NAME as TEACHER_NAME
 from models.registry import MPNET_TEACHER_SHA256
 from models.sources import teacher_encoder_dir
 
-TEACHER_NAME = "all-mpnet-base-v2"
 TEACHER_FILES = EncoderFiles(MPNET_TEACHER_SHA256, teacher_encoder_dir, lower_only=True)
 # The top four of twelve layers are tuned: measured on 2 cores (2026-12-07), the caching pass of the lower eight
 # took 1,172 s for the 34,457 split texts and two epochs of the top four 1,908 s (~1.1 s a step); a step through
