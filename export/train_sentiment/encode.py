@@ -135,22 +135,21 @@ def save_logits(path: Path, texts: list[str], logits: np.ndarray) -> None:
     np.savez(path, keys=text_keys(texts), logits=logits.astype(np.float32))
 
 
-def stored_logits(head_path: Path, texts: list[str]) -> np.ndarray | None:
-    """The teacher logits written beside head_path for exactly these texts, or None if any is missing."""
+def stored_logits(head_path: Path) -> dict[bytes, np.ndarray]:
+    """The logits stored beside head_path, by text key (empty if there is no store)."""
     path = Path(head_path).with_name(LOGITS_FILE)
     if not path.is_file():
-        return None
+        return {}
     data = np.load(path)
-    row_of = {k: i for i, k in enumerate(data["keys"].tolist())}
-    rows = [row_of.get(k) for k in text_keys(texts).tolist()]
-    return None if any(r is None for r in rows) else data["logits"][rows]
+    return dict(zip(data["keys"].tolist(), data["logits"]))
 
 
-def torch_probs(classifier: nn.Module, tokenizer, texts: list[str], batch: int = 64) -> np.ndarray:
+def torch_probs(classifier: nn.Module, tokenizer, texts: list[str], batch: int = 64,
+                progress: str | None = None) -> np.ndarray:
     """The full fp32 PyTorch classifier on raw texts (as served: normalized, tokenized, length-sorted batches)."""
     out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
     with torch.inference_mode():
-        for idx, enc in encoded_batches(texts, tokenizer, batch):
+        for idx, enc in encoded_batches(texts, tokenizer, batch, progress):
             out[idx] = classifier(enc["input_ids"], enc["attention_mask"]).numpy()
     return out
 
@@ -183,15 +182,26 @@ def _stored_classifier(head_path: Path, stamp: tuple[int, int]) -> tuple[nn.Modu
 
 def member_logits(texts: list[str], head_path: Path) -> np.ndarray:
     """One stored classifier's offset-free log-probabilities on raw texts (the distribution it learned, not its
-    served decision rule): read from the logits a --train-teacher run stored beside its head when they cover
-    the texts, else computed with its own encoder and tokenizer."""
-    logits = stored_logits(head_path, texts)
-    if logits is not None:
-        return logits
-    stat = Path(head_path).stat()
-    classifier, tokenizer = _stored_classifier(Path(head_path).resolve(), (stat.st_size, stat.st_mtime_ns))
-    probs = torch_probs(classifier, tokenizer, texts)
-    return log_softmax(np.log(np.clip(probs, 1e-30, None)) - stored_offset(head_path))
+    served decision rule): read from the logits a --train-teacher run stored beside its head where they cover
+    the texts; the others computed with its own encoder and tokenizer, and added to that store if there is one
+    (a distilled run's augmented texts cost the teacher's encoder pass once)."""
+    known = stored_logits(head_path)
+    keys = text_keys(texts).tolist()
+    missing = [i for i, k in enumerate(keys) if k not in known]
+    if missing:
+        stat = Path(head_path).stat()
+        classifier, tokenizer = _stored_classifier(Path(head_path).resolve(), (stat.st_size, stat.st_mtime_ns))
+        log(f"{Path(head_path).parent.name}: scoring {len(missing):,} texts on its encoder")
+        probs = torch_probs(classifier, tokenizer, [texts[i] for i in missing], progress="scored")
+        computed = log_softmax(np.log(np.clip(probs, 1e-30, None)) - stored_offset(head_path))
+        if known:
+            known.update(zip([keys[i] for i in missing], computed))
+            store_keys = list(known)
+            np.savez(Path(head_path).with_name(LOGITS_FILE), keys=np.array(store_keys, dtype="S40"),
+                     logits=np.stack([known[k] for k in store_keys]).astype(np.float32))
+        else:
+            known = dict(zip([keys[i] for i in missing], computed))
+    return np.stack([known[k] for k in keys]).astype(np.float32)
 
 
 def ensemble_logits(texts: list[str], head_paths: list[Path]) -> np.ndarray:

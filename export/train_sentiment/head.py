@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import numpy as np
 import torch
@@ -78,10 +79,12 @@ def head_logits(head: SentimentHead, x: np.ndarray) -> np.ndarray:
 
 
 def calibrate_bias(logits: np.ndarray, y: np.ndarray, min_positive_precision: float | None = None,
-                   grid: np.ndarray = np.round(np.arange(-2.0, 2.0001, 0.05), 2)) -> tuple[np.ndarray, dict]:
+                   grid: np.ndarray = np.round(np.arange(-2.0, 2.0001, 0.05), 2),
+                   admissible: Callable[[np.ndarray], bool] | None = None) -> tuple[np.ndarray, dict]:
     """A per-class logit offset (neutral fixed at 0) that maximizes macro-F1 on the given (validation)
-    split, optionally only among offsets whose positive precision reaches a floor. Added to the head's
-    last bias, it changes what is served without changing the graph."""
+    split, optionally only among offsets whose positive precision reaches a floor and that `admissible`
+    accepts (the check set's floor, report.calibrated_records). Added to the head's last bias, it changes
+    what is served without changing the graph."""
     neg, neu, pos = (LABELS.index(c) for c in ("negative", "neutral", "positive"))
     best = (-1.0, np.zeros(len(LABELS)), None)
     for b_neg in grid:
@@ -91,10 +94,11 @@ def calibrate_bias(logits: np.ndarray, y: np.ndarray, min_positive_precision: fl
             m = metrics(y, (logits + bias).argmax(1))
             if min_positive_precision is not None and m["per_class"]["positive"]["precision"] < min_positive_precision:
                 continue
-            if m["macro_f1"] > best[0]:
+            if m["macro_f1"] > best[0] and (admissible is None or admissible(bias)):
                 best = (m["macro_f1"], bias, m)
     if best[2] is None:
-        raise ValueError(f"no logit offset reaches positive precision {min_positive_precision}")
+        raise ValueError(f"no logit offset reaches positive precision {min_positive_precision}"
+                         + (" and is admissible" if admissible else ""))
     return best[1], best[2]
 
 

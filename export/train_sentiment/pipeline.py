@@ -26,7 +26,7 @@ from export.sentiment import (
     save_head,
 )
 from export.train_sentiment import SEED, log
-from export.train_sentiment.data import SPLIT_PATH
+from export.train_sentiment.data import SPLIT_PATH, augment
 from export.train_sentiment.encode import (
     embed_all,
     ensemble_logits,
@@ -157,8 +157,10 @@ class Candidate:
     tuned: bool
 
 
-def frozen_candidates(cfg: dict, x: dict, y: dict, tokenizer, encoder_dir) -> tuple[list[Candidate], SentimentHead]:
-    """1. the frozen encoder with the class-weighted MLP head (what was served before fine-tuning)."""
+def frozen_candidates(cfg: dict, x: dict, y: dict, tokenizer, encoder_dir,
+                      checkset_floor: float | None = None) -> tuple[list[Candidate], SentimentHead]:
+    """1. the frozen encoder with the class-weighted MLP head (what was served before fine-tuning);
+    checkset_floor: see report.calibrated_records."""
     base_cfg = {**DEFAULT_CONFIG, "pool_layers": cfg["pool_layers"]}
     head, info = train_head(x["train"], y["train"], x["validation"], y["validation"], base_cfg)
     encoder = load_encoder(encoder_dir)
@@ -166,7 +168,7 @@ def frozen_candidates(cfg: dict, x: dict, y: dict, tokenizer, encoder_dir) -> tu
         "frozen encoder, class-weighted head", "the model served before this change",
         head_logits(head, x["validation"]), y["validation"], head_logits(head, x["test"]), y["test"],
         lambda b: scorer(SentimentClassifier(PooledEncoder(encoder, cfg["pool_layers"]), with_logit_offset(head, b)).eval(),
-                         tokenizer), base_cfg, {"train": info})
+                         tokenizer), base_cfg, {"train": info}, checkset_floor)
     return [Candidate(r, b, head, encoder, False) for r, b in records], head
 
 
@@ -180,9 +182,10 @@ def frozen_layers(frozen: int) -> str:
 
 def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, pooled, positions: dict, y: dict,
                      tokenizer, encoder_dir, confidence: np.ndarray | None = None,
-                     teacher: Teacher | None = None) -> tuple[list[Candidate], dict]:
+                     teacher: Teacher | None = None, checkset_floor: float | None = None) -> tuple[list[Candidate], dict]:
     """2. the top layers + head fine-tuned together, starting from the frozen run's head (or a fresh one);
-    `teacher`: the teacher's logits for the training rows, when cfg['distill'] is set."""
+    `teacher`: the teacher's logits for the training rows, when cfg['distill'] is set; checkset_floor: see
+    report.calibrated_records."""
     frozen = cfg["frozen"]
     encoder = load_encoder(encoder_dir)
     top = TopLayers(encoder, frozen)  # shares its modules with `encoder`, which is trained in place
@@ -196,9 +199,14 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     cached = CachedStates(states, lengths)
     n_layers = encoder.config.num_hidden_layers
     log(f"fine-tuning encoder layers {list(range(frozen, n_layers))} + head: {cfg}")
-    info = finetune(top, head, cached, pooled, positions["train"], y["train"], positions["validation"],
-                    y["validation"], cfg, confidence=confidence,
-                    teacher=None if teacher is None else teacher.logits)
+    variants = positions.get("augmented", np.arange(0))
+    train_idx = np.concatenate([positions["train"], variants])
+    soft_only = np.arange(len(train_idx)) >= len(positions["train"])
+    if confidence is not None:  # a variant has no annotators' confidence: it counts 1, as such rows do
+        confidence = np.concatenate([confidence, np.full(len(variants), np.nan)])
+    info = finetune(top, head, cached, pooled, train_idx, np.concatenate([y["train"], y.get("augmented", [])]).astype(int),
+                    positions["validation"], y["validation"], cfg, confidence=confidence,
+                    teacher=None if teacher is None else teacher.logits, soft_only=soft_only if len(variants) else None)
     if teacher is not None:
         info["teacher"] = teacher.description
     round_to_stored(top)
@@ -208,7 +216,7 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     records = calibrated_records(
         name, f"{frozen_layers(frozen)} frozen (cached outputs)", val_logits, y["validation"], test_logits, y["test"],
         lambda b: scorer(SentimentClassifier(PooledEncoder(encoder, cfg["pool_layers"]), with_logit_offset(head, b)).eval(),
-                         tokenizer), cfg, {"train": info})
+                         tokenizer), cfg, {"train": info}, checkset_floor)
     return [Candidate(r, b, head, encoder, True) for r, b in records], {**info, "val_logits": val_logits}
 
 
@@ -219,12 +227,30 @@ def recipe_name(cfg: dict, n_layers: int, info: dict, teacher_label: str | None 
         recipe.append("confidence-weighted loss")
     if cfg.get("distill"):
         recipe.append(f"distilled from {teacher_label}, weight {cfg['distill']:g}, T {cfg['distill_temperature']:g}")
+    if cfg.get("augment"):
+        recipe.append(f"{cfg['augment']:g} teacher-labelled variant(s) per training text")
     if cfg.get("ema"):
         recipe.append(f"weight EMA {cfg['ema']:g}, kept: {info['best_weights']} weights")
     if cfg.get("seed", SEED) != SEED:
         recipe.append(f"seed {cfg['seed']}")
     return (f"top {n_layers - cfg['frozen']} encoder layers fine-tuned + "
             f"{'warm-started' if cfg['warm_head'] else 'fresh'} head ({', '.join(recipe)})")
+
+
+def add_variants(cfg: dict, texts: list[str], positions: dict, y: dict) -> None:
+    """With cfg['augment']: the training texts' noisy variants (data.augment) appended to `texts`, their
+    positions as positions['augmented'] and their sources' labels as y['augmented'] (for the class weights
+    only: a variant learns the teacher's distribution alone, finetune.example_losses)."""
+    if not cfg.get("augment"):
+        return
+    if not cfg.get("distill"):
+        raise ValueError("augment needs distill > 0: the variants are labelled by the teacher")
+    train = positions["train"]
+    pairs = augment([texts[i] for i in train], int(cfg["augment"]), cfg.get("seed", SEED))
+    positions["augmented"] = np.arange(len(texts), len(texts) + len(pairs))
+    texts += [variant for _, variant in pairs]
+    y["augmented"] = y["train"][[source for source, _ in pairs]]
+    log(f"augment: {len(pairs):,} variants of {len(train):,} training texts")
 
 
 @dataclass
@@ -248,10 +274,13 @@ def load_teacher(texts: list[str], head_paths: list[Path] | None) -> Teacher:
     return Teacher(logits, f"{label}: " + "; ".join(stored_description(path) for path in paths), label)
 
 
-def serving_key(record: dict) -> tuple[bool, float]:
-    """The serving rule: validation positive precision floor met first, then validation macro-F1; the test
-    split is only reported."""
-    return record["validation"]["positive_precision"] >= POSITIVE_PRECISION_FLOOR, record["validation"]["macro_f1"]
+def serving_key(record: dict, checkset_floor: float = 0.0) -> tuple[bool, float]:
+    """The serving rule: the floors met first (validation positive precision >= POSITIVE_PRECISION_FLOOR, and
+    the check set's 3-way accuracy >= checkset_floor: the served model's, so everyday sentences never get
+    worse), then validation macro-F1; the test split is only reported."""
+    floors = (record["validation"]["positive_precision"] >= POSITIVE_PRECISION_FLOOR
+              and record["checkset"]["accuracy_3way"] >= checkset_floor)
+    return floors, record["validation"]["macro_f1"]
 
 
 # A new model replaces the served one only if ahead on validation macro-F1 by more than this (the precision floor
@@ -262,14 +291,20 @@ SERVING_MARGIN = 0.002
 
 
 def replaces_served(record: dict, served: dict) -> bool:
-    """Whether a candidate's record should replace the served model's (both scored on the same split)."""
-    floor, f1 = serving_key(record)
-    served_floor, served_f1 = serving_key(served)
+    """Whether a candidate's record should replace the served model's (both scored on the same split); the
+    check-set floor is the served model's own score there."""
+    floor, f1 = serving_key(record, served_checkset_floor(served))
+    served_floor, served_f1 = serving_key(served, served_checkset_floor(served))
     return floor > served_floor or (floor == served_floor and f1 > served_f1 + SERVING_MARGIN)
 
 
-def best_on_validation(candidates: list[Candidate]) -> Candidate:
-    return max(candidates, key=lambda c: serving_key(c.record))
+def served_checkset_floor(served: dict | None) -> float:
+    """The check set's 3-way accuracy a new model must reach: the served model's (0 when none is recorded)."""
+    return 0.0 if served is None else served["checkset"]["accuracy_3way"]
+
+
+def best_on_validation(candidates: list[Candidate], floor: float = 0.0) -> Candidate:
+    return max(candidates, key=lambda c: serving_key(c.record, floor))
 
 
 def split_digest(split: dict) -> str:
@@ -294,18 +329,22 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrid
 
     cfg = {**FINETUNE_CONFIG, **(overrides or {})}
     texts, positions = texts_by_split(split, by_row, names)
-    states, lengths, pooled = token_states(texts, cfg["frozen"])
     y = labels_by_split(split, by_row, names)
+    add_variants(cfg, texts, positions, y)
+    states, lengths, pooled = token_states(texts, cfg["frozen"])
     encoder_dir = default_encoder_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
     x = {name: features(pooled[positions[name]], cfg["pool_layers"]) for name in names}
-    frozen, base_head = frozen_candidates(cfg, x, y, tokenizer, encoder_dir)
+    current = None if keep is not None else served_record(split)
+    floor = served_checkset_floor(current)  # 0 (no fourth record, no floor) with nothing served
+    frozen, base_head = frozen_candidates(cfg, x, y, tokenizer, encoder_dir, floor)
     teacher = None
     if cfg.get("distill"):
-        teacher = load_teacher([texts[i] for i in positions["train"]], teachers)
-        log(f"teacher: {teacher.description}, on {len(teacher.logits):,} training texts")
+        learners = np.concatenate([positions["train"], positions.get("augmented", np.arange(0))])
+        teacher = load_teacher([texts[i] for i in learners], teachers)
+        log(f"teacher: {teacher.description}, on {len(teacher.logits):,} training texts and variants")
     tuned, info = tuned_candidates(cfg, base_head, states, lengths, pooled, positions, y, tokenizer, encoder_dir,
-                                   split_confidence(split, by_row, "train"), teacher)
+                                   split_confidence(split, by_row, "train"), teacher, floor)
     candidates = frozen + tuned
     if keep is not None:
         member = best_on_validation(tuned)
@@ -315,16 +354,17 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrid
         return 0
     # 3. serve the record best on validation, fine-tuned or not, unless it does not beat the model served now
     # (replaces_served; a run of a weaker recipe or seed must not replace it; its records are kept all the same)
-    chosen = best_on_validation(candidates)
-    current = served_record(split)
+    chosen = best_on_validation(candidates, floor)
     if current is not None and not replaces_served(chosen.record, current):
         record_experiments([c.record for c in candidates], {})
-        log(f"not served: {chosen.record['name']} (validation {serving_key(chosen.record)}); the served "
-            f"{current['name']} is not beaten by more than {SERVING_MARGIN} macro-F1 ({serving_key(current)})")
+        log(f"not served: {chosen.record['name']} (validation {serving_key(chosen.record, floor)}); the served "
+            f"{current['name']} is not beaten by more than {SERVING_MARGIN} macro-F1 ({serving_key(current, floor)})")
         return 0
     val_logits = info["val_logits"] if chosen.tuned else head_logits(base_head, x["validation"])
-    test = serve(chosen, cfg, split, by_row, names, y, tokenizer, val_logits, info, t0)
-    record_experiments([c.record for c in candidates], {**experiments_header(chosen, test), "split_digest": split_digest(split)})
+    command = finetune_command(cfg, teachers)
+    test = serve(chosen, cfg, split, by_row, names, y, tokenizer, val_logits, info, t0, command)
+    record_experiments([c.record for c in candidates], {**experiments_header(chosen, test, command),
+                                                        "split_digest": split_digest(split)})
     return 0
 
 
@@ -380,14 +420,29 @@ def save_model(chosen: Candidate, cfg: dict, head_path: Path, encoder_name: str 
     return head_path
 
 
-def experiments_header(chosen: Candidate, test: dict) -> dict:
+def finetune_command(cfg: dict, teachers: list[Path] | None = None) -> str:
+    """The command line that reproduces a --finetune run: its settings that differ from FINETUNE_CONFIG as flags."""
+    parts = ["python -m export.train_sentiment --finetune"]
+    for key, value in cfg.items():
+        if key in FINETUNE_CONFIG and value != FINETUNE_CONFIG[key]:
+            flag = "--" + key.replace("_", "-")
+            if isinstance(value, bool):
+                parts.append(flag if value else f"--no-{flag[2:]}")
+            else:
+                parts.append(f"{flag} {value:g}" if isinstance(value, (int, float)) else f"{flag} {value}")
+    parts += [f"--teacher {path}" for path in teachers or []]
+    return " ".join(parts)
+
+
+def experiments_header(chosen: Candidate, test: dict, command: str) -> dict:
     return {
-        "date": dt.date.today().isoformat(), "command": "python -m export.train_sentiment --finetune",
+        "date": dt.date.today().isoformat(), "command": command,
         "split": str(SPLIT_PATH.relative_to(REPO_ROOT)), "seed": SEED,
         "selection": (f"served: the record with validation positive precision >= {POSITIVE_PRECISION_FLOOR} and "
-                      "the best validation macro-F1 (else the best validation macro-F1), replacing the served model only "
-                      f"when ahead of it on validation by more than {SERVING_MARGIN} macro-F1; offsets are chosen on "
-                      "validation only, the test split is only reported"),
+                      "a check-set 3-way accuracy at least the served model's, and the best validation macro-F1 (else "
+                      "the best validation macro-F1), replacing the served model only when ahead of it on validation "
+                      f"by more than {SERVING_MARGIN} macro-F1; offsets are chosen on validation (held to the check-set "
+                      "floor in the record that says so), the test split is only reported"),
         "served": chosen.record["name"],
         "served_full_pipeline_test": {k: test[k] for k in ("accuracy", "macro_f1", "per_class")},
         "notes": ["Earlier recipes are described in export/train_sentiment/finetune.py (FINETUNE_CONFIG); this "
@@ -397,7 +452,7 @@ def experiments_header(chosen: Candidate, test: dict) -> dict:
 
 
 def serve(chosen: Candidate, cfg: dict, split: dict, by_row: dict, names: list[str], y: dict, tokenizer,
-          val_logits: np.ndarray, info: dict, t0: float) -> dict:
+          val_logits: np.ndarray, info: dict, t0: float, command: str) -> dict:
     """Write the chosen model's files (head, and the fine-tuned layers if any) and its metrics report; returns
     the served pipeline's test scores."""
     frozen, n_layers = cfg["frozen"], chosen.encoder.config.num_hidden_layers
@@ -412,7 +467,7 @@ def serve(chosen: Candidate, cfg: dict, split: dict, by_row: dict, names: list[s
     write_metrics_report(split, by_row, names, y, test, probs, metrics(y["validation"], (val_logits + chosen.bias).argmax(1)),
                          {**{k: cfg[k] for k in ("pool_layers", "hidden", "dropout")},
                           "parameters": sum(p.numel() for p in served_head.parameters()), "best_step": info["best_step"]},
-                         encoder=encoder, command="python -m export.train_sentiment --finetune", t0=t0,
+                         encoder=encoder, command=command, t0=t0,
                          extra={"served_finetuned": chosen.tuned,
                                 "finetune_run": {**cfg, **{k: info[k] for k in ("best_step", "best_weights", "steps", "seconds", "teacher") if k in info}},
                                 "logit_offset": chosen.record["logit_offset"], "served_experiment": chosen.record["name"],

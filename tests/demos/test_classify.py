@@ -98,6 +98,14 @@ def test_model_card_shows_data_balance_splits_metrics_and_limits():
     for phrase in ("English tweets", "Neutral", "domains"):
         assert phrase in card
     assert "Metrics appear here" in classify.model_card_markdown(None)
+    # a distilled run says what its teacher was and how much of the loss it set
+    run = metrics.get("finetune_run", {})
+    assert ("**Distilled.**" in card) == bool(run.get("distill"))
+    distilled = classify.distillation_lines({"distill": 0.5, "distill_temperature": 2.0, "teacher": "mpnet", "augment": 1})
+    assert distilled == ["**Distilled.** 50% of each training tweet's loss follows a teacher's softened distribution "
+                         "(T 2) instead of its crowd label; the teacher: mpnet. Each training tweet also appears as up "
+                         "to 1 noisy variant(s) (words dropped and swapped) that learn from the teacher alone."]
+    assert classify.distillation_lines({"distill": 0.0}) == []
 
 
 def test_api_end_to_end_through_gradio_client(real_sentiment):

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from export import sentiment as exp
-from export.train_sentiment.data import SPLIT_PATH, dedup_key, load_corpus, make_split
+from export.train_sentiment.data import SPLIT_PATH, augment, dedup_key, load_corpus, make_split
 from export.train_sentiment.evaluate import metrics
 from export.train_sentiment.head import class_weights
 from export.train_sentiment.report import METRICS_PATH
@@ -155,6 +155,21 @@ def test_make_split_is_deduplicated_stratified_and_reproducible():
     assert a["dropped"] == {"duplicates": 1, "tied_conflicting_labels": 2}
     test_labels = [rows[i]["label"] for i in a["splits"]["test"]]
     assert test_labels.count("negative") == 6 and test_labels.count("positive") == 3
+
+
+def test_augmented_variants_drop_and_swap_words_of_their_source_reproducibly():
+    texts = ["I do not love this flight at all", "ok", "late bag", "the crew was very good today thank you"]
+    pairs = augment(texts, 3, seed=1)
+    assert pairs == augment(texts, 3, seed=1) and pairs != augment(texts, 3, seed=2)
+    assert {source for source, _ in pairs} == {0, 2, 3}  # a one-word text has no variant
+    for source, variant in pairs:
+        words, kept = texts[source].split(), variant.split()
+        assert variant != texts[source] and 1 <= len(kept) < len(words)
+        assert sorted(kept) == sorted(w for w in kept if w in words)  # only the source's words
+        assert len(kept) == len(set(kept)) or len(words) != len(set(words))
+    for source in (0, 3):  # up to 3 variants each, none repeated
+        mine = [v for s, v in pairs if s == source]
+        assert 1 <= len(mine) <= 3 and len(mine) == len(set(mine))
 
 
 def test_metrics_confusion_matrix_and_macro_f1():

@@ -88,6 +88,12 @@ def test_example_losses_mix_hard_labels_with_the_teachers_softened_distribution(
     assert mixed[0] > 0.75 * hard[0] and torch.isclose(mixed[1], 0.75 * hard[1])  # row 1's teacher agrees
     with pytest.raises(ValueError, match="teacher"):
         example_losses(logits, target, None, cfg)
+    # an augmented variant (soft_only) learns the teacher's term alone: its source's label is not its own
+    only = torch.tensor([True, False])
+    marked = example_losses(logits, target, teacher, cfg, only)
+    assert torch.allclose(marked[0], kl[0], atol=1e-6) and torch.allclose(marked[1], mixed[1])
+    with pytest.raises(ValueError, match="soft-only"):
+        example_losses(logits, target, None, {"distill": 0.0}, only)
 
 
 def test_weight_averages_track_an_exponential_moving_average_of_the_parameters(encoder_dir):

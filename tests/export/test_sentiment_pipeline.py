@@ -140,6 +140,17 @@ def test_kept_runs_of_other_seeds_make_an_ensemble_that_teaches_a_student(tiny_r
     assert distilled and all(r["train"]["teacher"].startswith("an ensemble of 2 stored models: ") for r in distilled)
     assert json.loads(paths["experiments"].read_text())["served"]  # a run without --keep serves
 
+    # with variants of the training texts: the teacher scores them too, and one epoch takes more steps
+    plain_steps = distilled[0]["train"]["steps"]
+    assert pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"distill": 0.5, "augment": 2},
+                                 teachers=members, keep=tmp_path / "student") == 0
+    augmented = [r for r in json.loads(paths["experiments"].read_text())["experiments"]
+                 if "2 teacher-labelled variant(s) per training text" in r["name"]]
+    assert augmented and augmented[0]["config"]["augment"] == 2
+    assert augmented[0]["train"]["steps"] > plain_steps * 1.8  # up to two variants of (nearly) every text
+    with pytest.raises(ValueError, match="augment needs distill"):
+        pipeline.run_finetune(split, rows, names, t0=0.0, overrides={"augment": 1}, keep=tmp_path / "none")
+
 
 def test_the_command_line_rejects_teacher_and_ensemble_misuse(tmp_path, capsys):
     from export.train_sentiment.__main__ import main
@@ -151,7 +162,9 @@ def test_the_command_line_rejects_teacher_and_ensemble_misuse(tmp_path, capsys):
                           (["--ensemble", str(tmp_path / "missing.safetensors")], "no stored classifier head"),
                           (["--finetune", "--ensemble", str(head)], "does not combine with --finetune"),
                           (["--train-teacher", str(tmp_path), "--finetune"], "--train-teacher is a run of its own"),
-                          (["--train-teacher", str(tmp_path), "--distill", "0.5"], "--train-teacher is a run of its own")]:
+                          (["--train-teacher", str(tmp_path), "--distill", "0.5"], "--train-teacher is a run of its own"),
+                          (["--finetune", "--augment", "1"], "--augment needs --distill"),
+                          (["--finetune", "--distill", "0.5", "--augment", "-1"], "--augment is a number")]:
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2 and message in capsys.readouterr().err
@@ -192,8 +205,8 @@ def test_a_run_never_replaces_a_served_model_that_is_better_on_validation(tiny_r
 
 
 def test_a_lead_within_the_noise_margin_does_not_replace_the_served_model():
-    def record(f1, precision):
-        return {"validation": {"macro_f1": f1, "positive_precision": precision}}
+    def record(f1, precision, checkset=1.0):
+        return {"validation": {"macro_f1": f1, "positive_precision": precision}, "checkset": {"accuracy_3way": checkset}}
 
     served = record(0.7977, 0.750)
     margin = pipeline.SERVING_MARGIN
@@ -202,3 +215,51 @@ def test_a_lead_within_the_noise_margin_does_not_replace_the_served_model():
     assert pipeline.replaces_served(record(0.7977 + margin + 1e-4, 0.76), served)
     assert not pipeline.replaces_served(record(0.90, 0.70), served)  # the precision floor comes first
     assert pipeline.replaces_served(record(0.75, 0.76), record(0.80, 0.70))  # a model meeting it replaces one that misses
+    # the check set may not get worse than the served model's: 49/50 against 50/50 is a floor missed
+    assert not pipeline.replaces_served(record(0.8044, 0.79, checkset=0.98), served)
+    assert pipeline.replaces_served(record(0.8012, 0.76, checkset=1.0), served)
+    assert pipeline.replaces_served(record(0.8044, 0.79, checkset=0.98), record(0.7977, 0.75, checkset=0.96))
+    assert pipeline.serving_key(record(0.8044, 0.79, checkset=0.98), 1.0) < pipeline.serving_key(record(0.8012, 0.76), 1.0)
+    assert pipeline.served_checkset_floor(None) == 0.0 and pipeline.served_checkset_floor(served) == 1.0
+
+
+def test_the_recorded_command_reproduces_the_run():
+    cfg = {**pipeline.FINETUNE_CONFIG, "distill": 0.5, "augment": 1, "confidence_weighted": True, "epochs": 3.0}
+    assert pipeline.finetune_command(cfg, [pipeline.Path("T/head.safetensors")]) == (
+        "python -m export.train_sentiment --finetune --epochs 3 --confidence-weighted --distill 0.5 --augment 1 "
+        "--teacher T/head.safetensors")
+    assert pipeline.finetune_command(dict(pipeline.FINETUNE_CONFIG)) == "python -m export.train_sentiment --finetune"
+
+
+def test_offsets_can_be_held_to_the_check_set_floor(monkeypatch):
+    """The fourth record's offsets are the best on validation among those that keep the check set at the served
+    model's score; the check set is scored once and shifted by each offset."""
+    from export.train_sentiment import report
+
+    items = [("positive", "a blast"), ("neutral", "the zoo"), ("negative", "awful")]
+    from export.train_sentiment import evaluate
+
+    for module in (report, evaluate):
+        monkeypatch.setattr(module, "checkset_items", lambda: items)
+    calls = []
+
+    def score(texts):  # "a blast" leans positive by 1.0 over neutral
+        calls.append(texts)
+        return np.exp(np.array([[-3.0, -1.5, -0.5], [-3.0, -0.2, -2.0], [-0.1, -2.5, -3.0]]))
+
+    admits = report.checkset_admits(score, 1.0)
+    assert admits(np.array([0.0, 0.0, -0.9])) and not admits(np.array([0.0, 0.0, -1.1]))
+    assert report.checkset_admits(score, 2 / 3)(np.array([0.0, 0.0, -1.1]))
+    assert len(calls) == 2  # once per floor, not once per offset
+    # validation prefers pushing positive down hard; the floor stops it where "a blast" stays positive
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    val = rng.normal(0, 1, (300, 3)) + np.eye(3)[y] * 1.5
+    val[:, 2] += 1.5  # a model that over-predicts positive
+    records = report.calibrated_records("m", "note", val, y, val, y, lambda b: score, {}, checkset_floor=1.0)
+    names = [r["name"] for r, _ in records]
+    assert names[-1] == "m + offsets (val macro-F1, val positive precision >= 0.75, check set >= 3/3)"
+    free, held = records[2][1], records[3][1]
+    assert free[2] < -1.0 and held[2] >= -0.95  # held where the check set stays right (-1.0 ties: neutral)
+    assert records[3][0]["validation"]["macro_f1"] <= records[2][0]["validation"]["macro_f1"]
+    assert len(report.calibrated_records("m", "note", val, y, val, y, lambda b: score, {})) == 3  # no floor, no 4th

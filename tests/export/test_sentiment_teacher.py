@@ -92,13 +92,14 @@ def test_a_teacher_run_writes_what_a_distilled_run_reads_and_serves_nothing(tiny
     assert all("not served" in r["note"] for r in records)
     # logits for every split text, log-probabilities; the stored decision (plus its offset) is the record's
     texts, positions = pipeline.texts_by_split(split, rows, NAMES)
-    logits = encode.stored_logits(head, texts)
-    assert logits.shape == (len(texts), 3) and np.allclose(np.exp(logits).sum(1), 1, atol=1e-5)
+    store = encode.stored_logits(head)
+    logits = np.stack([store[k] for k in encode.text_keys(texts).tolist()])
+    assert len(store) == len(set(texts)) and np.allclose(np.exp(logits).sum(1), 1, atol=1e-5)
     chosen = next(r for r in records if r["name"] == meta["experiment"])
     y = pipeline.labels_by_split(split, rows, ["test"])["test"]
     pred = (logits[positions["test"]] + np.array(chosen["logit_offset"])).argmax(1)
     assert abs((pred == y).mean() - chosen["test"]["accuracy"]) < 0.03  # offsets are rounded in the record
-    assert encode.stored_logits(head, texts + ["a text it never saw"]) is None
+    assert encode.text_keys(["a text it never saw"])[0] not in store
 
     assert pipeline.run_finetune(split, rows, NAMES, t0=0.0, overrides={"distill": 0.5}, teachers=[head]) == 0
     distilled = [r for r in json.loads(paths["experiments"].read_text())["experiments"]
@@ -117,10 +118,18 @@ def test_a_teacher_runs_on_its_own_encoder_as_its_stored_logits_say(tiny_teacher
     monkeypatch.setattr("models.sources.teacher_encoder_dir", teacher.teacher_encoder_dir)
     texts = [rows[i]["text"] for i in split["splits"]["test"]]
     stored = encode.member_logits(texts, head)
+    before = len(encode.stored_logits(head))
+    # texts the store lacks are computed on the teacher's encoder and added to the store; the others are read
+    new = ["good good flight", "late bag awful"]
+    with_new = encode.member_logits(texts[:3] + new, head)
+    assert np.array_equal(with_new[:3], stored[:3])
+    assert len(encode.stored_logits(head)) == before + 2
+    assert np.array_equal(encode.member_logits(new, head), with_new[3:])
     (keep / encode.LOGITS_FILE).unlink()
-    computed = encode.member_logits(texts, head)
-    assert np.abs(computed - stored).max() < 0.05
-    assert (computed.argmax(1) == stored.argmax(1)).mean() > 0.95
+    computed = encode.member_logits(texts + new, head)
+    assert not (keep / encode.LOGITS_FILE).exists()  # no store to add to: nothing written
+    assert np.abs(computed - np.concatenate([stored, with_new[3:]])).max() < 0.05
+    assert (computed[:len(texts)].argmax(1) == stored.argmax(1)).mean() > 0.95
     # an ensemble of the teacher and a MiniLM model: each member on its own encoder
     assert pipeline.run_finetune(split, rows, NAMES, t0=0.0, overrides={"seed": 5}, keep=tmp_path / "minilm") == 0
     minilm = tmp_path / "minilm" / tiny_teacher["head"].name
