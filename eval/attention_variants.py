@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.common import write_results
+from eval.common import git_commit, write_results
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "attention_variants.json"
 TAB_LIMIT = 0.005  # the issue's bar: the tab's attention within this of PyTorch fp32
@@ -127,15 +127,6 @@ def _alignment_diff(model_id, ids, got, ref, translation_alignment) -> float:
     return float(np.abs(a - b).max())
 
 
-def _git_commit() -> str:
-    """HEAD, with "-dirty" when tracked files differ from it (the results then come from uncommitted code)."""
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True,
-                              text=True, check=True, cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _child(argv: list[str]) -> None:
     """`--child torch MODEL NPZ` or `--child variant MODEL VARIANT NPZ`: print one JSON line."""
     kind, model_id, *rest = argv
@@ -168,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.attention import ATTENTION_VARIANT, MODELS
     from models.runtime import manifest, preferred_variant
 
-    results = {"environment": {**environment("cpu"), "git_commit": _git_commit()}, "tab_limit": TAB_LIMIT,
+    results = {"environment": {**environment("cpu"), "git_commit": git_commit()}, "tab_limit": TAB_LIMIT,
                "tab_variant": ATTENTION_VARIANT, "models": {}}
     for model_id in args.models or list(MODELS):
         variants = manifest(model_id)["variants"]

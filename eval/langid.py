@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from eval.common import write_results
+from eval.common import git_commit, write_results
 
 TESTSET_PATH = Path(__file__).resolve().parent / "data" / "langid_testset.jsonl"
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "langid.json"
@@ -129,10 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bench.common import environment
-    from eval.attention_variants import _git_commit
 
     items = load_testset()
-    results = {"environment": {**environment("cpu"), "git_commit": _git_commit()},
+    results = {"environment": {**environment("cpu"), "git_commit": git_commit()},
                "testset": TESTSET_PATH.name, "n_items": len(items), "detectors": {}}
     for name in DETECTORS:
         out = subprocess.run([sys.executable, "-m", "eval.langid", "--child", name], capture_output=True, text=True,

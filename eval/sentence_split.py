@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from eval.common import write_results
+from eval.common import git_commit, write_results
 
 DATA = Path(__file__).resolve().parent / "data"
 GOLD_FILES = {"devset": DATA / "sentence_boundaries_devset.jsonl", "written": DATA / "sentence_boundaries.jsonl",
@@ -120,12 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     from bench.common import environment
-    from eval.attention_variants import _git_commit
 
     gold = {name: load(path) for name, path in GOLD_FILES.items()}
     gold["independent"] = gold["devset"] + gold["written"]
     gold["all"] = gold["independent"] + gold["unit_cases"]
-    results = {"environment": {**environment("cpu"), "git_commit": _git_commit()},
+    results = {"environment": {**environment("cpu"), "git_commit": git_commit()},
                "gold": {name: path.name for name, path in GOLD_FILES.items()}, "splitters": {}}
     for name, split in SPLITTERS.items():
         results["splitters"][name] = {subset: score(split, items) for subset, items in gold.items()}

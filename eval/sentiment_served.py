@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eval.common import write_results
+from eval.common import git_commit, write_results
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "sentiment_served.json"
 GOAL = {"test_macro_f1": 0.80, "test_positive_precision": 0.75}
@@ -63,13 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bench.common import environment
-    from eval.attention_variants import _git_commit
     from models.runtime import manifest, preferred_variant
     from models.sentiment import METRICS_PATH, MODEL_ID
 
     variants = manifest(MODEL_ID)["variants"]
     trained = json.loads(METRICS_PATH.read_text())
-    results = {"environment": {**environment("cpu"), "git_commit": _git_commit()}, "goal": GOAL,
+    results = {"environment": {**environment("cpu"), "git_commit": git_commit()}, "goal": GOAL,
                "served_cpu_variant": preferred_variant(MODEL_ID, variants),
                "trained": {"command": trained["command"], "date": trained["date"],
                            "pytorch_test_macro_f1": trained["test"]["macro_f1"],

@@ -199,14 +199,13 @@ def tuned_candidates(cfg: dict, base_head: SentimentHead, states, lengths, poole
     cached = CachedStates(states, lengths)
     n_layers = encoder.config.num_hidden_layers
     log(f"fine-tuning encoder layers {list(range(frozen, n_layers))} + head: {cfg}")
-    variants = positions.get("augmented", np.arange(0))
-    train_idx = np.concatenate([positions["train"], variants])
-    soft_only = np.arange(len(train_idx)) >= len(positions["train"])
+    train_idx = training_rows(positions)
+    soft_only = np.arange(len(train_idx)) >= len(positions["train"])  # the variants, after the training texts
     if confidence is not None:  # a variant has no annotators' confidence: it counts 1, as such rows do
-        confidence = np.concatenate([confidence, np.full(len(variants), np.nan)])
+        confidence = np.concatenate([confidence, np.full(int(soft_only.sum()), np.nan)])
     info = finetune(top, head, cached, pooled, train_idx, np.concatenate([y["train"], y.get("augmented", [])]).astype(int),
                     positions["validation"], y["validation"], cfg, confidence=confidence,
-                    teacher=None if teacher is None else teacher.logits, soft_only=soft_only if len(variants) else None)
+                    teacher=None if teacher is None else teacher.logits, soft_only=soft_only)
     if teacher is not None:
         info["teacher"] = teacher.description
     round_to_stored(top)
@@ -235,6 +234,11 @@ def recipe_name(cfg: dict, n_layers: int, info: dict, teacher_label: str | None 
         recipe.append(f"seed {cfg['seed']}")
     return (f"top {n_layers - cfg['frozen']} encoder layers fine-tuned + "
             f"{'warm-started' if cfg['warm_head'] else 'fresh'} head ({', '.join(recipe)})")
+
+
+def training_rows(positions: dict) -> np.ndarray:
+    """The positions a fine-tuning run learns from: the training texts, then their variants (add_variants)."""
+    return np.concatenate([positions["train"], positions.get("augmented", np.arange(0))])
 
 
 def add_variants(cfg: dict, texts: list[str], positions: dict, y: dict) -> None:
@@ -340,8 +344,7 @@ def run_finetune(split: dict, by_row: dict, names: list[str], t0: float, overrid
     frozen, base_head = frozen_candidates(cfg, x, y, tokenizer, encoder_dir, floor)
     teacher = None
     if cfg.get("distill"):
-        learners = np.concatenate([positions["train"], positions.get("augmented", np.arange(0))])
-        teacher = load_teacher([texts[i] for i in learners], teachers)
+        teacher = load_teacher([texts[i] for i in training_rows(positions)], teachers)
         log(f"teacher: {teacher.description}, on {len(teacher.logits):,} training texts and variants")
     tuned, info = tuned_candidates(cfg, base_head, states, lengths, pooled, positions, y, tokenizer, encoder_dir,
                                    split_confidence(split, by_row, "train"), teacher, floor)
