@@ -21,10 +21,17 @@ On CPU the run also explains where the time goes, with extra rows on the same se
     both tabs at once: the case spin-waiting is turned off for;
   - "int8 dynamic per-channel": onnxruntime.quantization.quantize_dynamic of the served fp32 graph (int8
     weights per output channel, int8 activations per tensor); not served, its probability difference is
-    shown against the 0.01 gate.
+    shown against the 0.01 gate;
+  - "pytorch float32, own process": PyTorch again, in a worker process with OpenMP's default waiting
+    (TorchProcess): the ratio to PyTorch as people run it, next to the one against the in-process row.
+The served variant (the manifest's CPU default, or LAB_VARIANT_SENTIMENT_MINILM) is recorded in settings.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -46,6 +53,7 @@ from bench.common import (
     variants_for,
 )
 
+OWN_PROCESS_TORCH = "pytorch float32, own process"  # TorchProcess's row
 THROUGHPUT_TWEETS = 400  # test-split tweets (every 5th test row, the accuracy test's sample) for throughput
 
 
@@ -135,6 +143,46 @@ def torch_session(dev: str, dtype: str) -> TorchSession:
     return TorchSession(build_torch_classifier().to(device=dev, dtype=getattr(torch, dtype)).eval(), dev)
 
 
+class TorchProcess:
+    """PyTorch fp32 as people run it: in its own process, with OpenMP's default waiting (its threads spin a
+    while after each parallel region). In this process PyTorch runs with OMP_WAIT_POLICY=PASSIVE, which
+    `python -m bench` sets so that spinning threads cannot take the cores from the contender measured next;
+    that makes the in-process PyTorch row slower than PyTorch out of the box. One worker serves every round
+    (the model loads once); it waits on a pipe between rounds, so its threads sleep while others are timed."""
+
+    RESULT = "RESULT "
+
+    def __init__(self, dev: str):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        code = f"from bench.classify import torch_worker; torch_worker({dev!r})"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env, cwd=Path(__file__).resolve().parents[1])
+
+    def __call__(self) -> dict:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith(self.RESULT):
+                result = json.loads(line[len(self.RESULT):])
+                return dict(result, probs=np.asarray(result["probs"], dtype=np.float32))
+        raise RuntimeError(f"the PyTorch worker exited (code {self.proc.wait()}); its stderr says why")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def torch_worker(dev: str) -> None:
+    """The other end of TorchProcess: one `measure` of bucketed PyTorch per line read from stdin."""
+    predict, sentences, corpus = bucketed(torch_session(dev, "float32")), texts(), throughput_texts()
+    for _ in sys.stdin:
+        result = measure(predict, sentences, corpus)
+        result["probs"] = result["probs"].tolist()
+        result["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")  # None: OpenMP's default
+        print(TorchProcess.RESULT + json.dumps(result), flush=True)
+
+
 def unfused_graph(out_dir: Path) -> Path:
     """The sentiment graph as torch.onnx writes it, without the BERT fusions (for the explanation rows)."""
     from unittest import mock
@@ -201,11 +249,14 @@ def run(rounds: int = 3, variants: list[str] | None = None, with_torch: bool = T
         log: Callable[[str], None] = print, **_ignored) -> Report:
     from models import sentiment
     from models.paths import model_dir
+    from models.runtime import manifest, preferred_variant
 
     dev = ort_device()
     sentences, corpus = texts(), throughput_texts()
     report = Report("classify", environment(dev), {
-        "model": sentiment.MODEL_ID, "sentences": len(sentences), "batch_size": sentiment.BATCH_SIZE,
+        "model": sentiment.MODEL_ID, "served_variant": preferred_variant(
+            sentiment.MODEL_ID, manifest(sentiment.MODEL_ID).get("variants", {})),
+        "sentences": len(sentences), "batch_size": sentiment.BATCH_SIZE,
         "rounds": rounds, "throughput_sentences": len(corpus),
         "throughput_texts": f"the first {len(corpus)} of every 5th test-split tweet, in split order",
         "batching": "models.sentiment.run_bucketed (token-length buckets) unless the row says otherwise"})
@@ -244,15 +295,25 @@ def run(rounds: int = 3, variants: list[str] | None = None, with_torch: bool = T
                 add("onnxruntime fp32, unfused export", bucketed(onnx_session(unfused_graph(Path(tmp)))),
                     runtime="onnxruntime", variant="fp32 (unfused export)", precision="fp32",
                     provider="CPUExecutionProvider")
+        worker = None
         if with_torch:
             from bench.generate import torch_dtypes
 
             for dtype in torch_dtypes(dev):
                 add(f"pytorch {dtype}", bucketed(torch_session(dev, dtype)), runtime="pytorch", variant=dtype,
                     precision=dtype, provider=dev)
+            if dev == "cpu":
+                worker = TorchProcess(dev)
+                contenders[OWN_PROCESS_TORCH] = worker
+                meta[OWN_PROCESS_TORCH] = dict(runtime="pytorch", variant="float32 (own process, default OpenMP waiting)",
+                                               precision="float32", provider=dev)
         log(f"classify: {sentiment.MODEL_ID}, {len(sentences)} sentences alone + {len(corpus)} batched, "
             f"{rounds} rounds, device {dev}")
-        samples = interleave(contenders, rounds, log=log)
+        try:
+            samples = interleave(contenders, rounds, log=log)
+        finally:
+            if worker is not None:
+                worker.close()
     report.rows = summarize(samples, meta)
     report.samples = {k: [{kk: vv for kk, vv in s.items() if kk not in ("probs", "latencies_ms")} for s in v]
                       for k, v in samples.items()}

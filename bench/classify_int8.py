@@ -11,7 +11,13 @@ benchmark:
 
   1. sensitivity: each quantizable node alone in int8, max |Δp| on both sets;
   2. greedy: nodes added least-sensitive first, kept while both sets stay within GATE;
-  3. speed: fp32, the greedy set, all nodes in int8, and PyTorch fp32, interleaved, batched over the tweets.
+  3. speed: fp32, the greedy set, all nodes in int8, and PyTorch fp32, interleaved, batched over the tweets;
+  4. why (activation_error): for each MatMul alone in int8, the relative error of its output over the tweets
+     (batched as served) as onnxruntime computes it, with int8 and with uint8 weights, next to numpy
+     simulations of the same weights with finer activation scales: the same per-tensor int8 (what
+     onnxruntime gives when no kernel saturates), one scale per token, and per tensor with the two largest
+     input channels kept in float (LLM.int8()'s outlier split). onnxruntime's CPU int8 kernels take one
+     activation scale per tensor.
 
 Writes bench/results/classify-int8-<device>-<date>.json.
 """
@@ -39,12 +45,15 @@ def quantizable_nodes(fp32: Path) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in ("MatMul", "Attention") and n.input[1] in weights]
 
 
-def quantize(fp32: Path, out: Path, nodes: list[str] | None) -> Path:
-    """Dynamic int8 of `nodes` (None: every MatMul/Attention with constant weights); the one place it is built."""
+def quantize(fp32: Path, out: Path, nodes: list[str] | None, unsigned_weights: bool = False) -> Path:
+    """Dynamic int8 of `nodes` (None: every MatMul/Attention with constant weights); the one place it is built.
+    unsigned_weights: uint8 weights (onnxruntime's U8U8 kernels) instead of int8 (U8S8, the fast default,
+    whose AVX2 kernel without VNNI adds pairs of products in 16 bits and can saturate)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # DefaultTensorType: shape inference cannot type the outputs of the fused contrib ops; they are float
-    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8,
+    quantize_dynamic(str(fp32), str(out), per_channel=True,
+                     weight_type=QuantType.QUInt8 if unsigned_weights else QuantType.QInt8,
                      nodes_to_quantize=nodes, extra_options={"DefaultTensorType": 1})
     return out
 
@@ -90,6 +99,75 @@ def search(fp32: Path, scorer: Scorer, work: Path, log=print) -> tuple[list[dict
     return sensitivity, chosen, chosen_score
 
 
+def _tensors(path: Path, names: list[str], feeds: list[dict]) -> list[list[np.ndarray]]:
+    """Values of the named tensors of a graph file, per feed (the names become extra graph outputs)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the named tensors
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return [session.run(names, feed) for feed in feeds]
+
+
+def simulated_int8(x: np.ndarray, w: np.ndarray, per: str, float_channels: int = 0) -> np.ndarray:
+    """x @ w with w int8 per output channel (symmetric) and x uint8 (asymmetric, range including 0) with one
+    scale per tensor or per token (row); the float_channels largest input channels of x stay float."""
+    kept = np.argsort(-np.abs(x).reshape(-1, x.shape[-1]).max(0))[:float_channels]
+    rest = x.copy()
+    rest[..., kept] = 0
+    axis = None if per == "tensor" else -1
+    low, high = np.minimum(rest.min(axis=axis, keepdims=True), 0), np.maximum(rest.max(axis=axis, keepdims=True), 0)
+    scale = np.maximum(high - low, 1e-12) / 255
+    zero = np.round(-low / scale)
+    xq = np.clip(np.round(rest / scale) + zero, 0, 255) - zero
+    wscale = np.maximum(np.abs(w).max(0), 1e-12) / 127
+    return (xq @ np.round(w / wscale)) * scale * wscale + x[..., kept] @ w[kept]
+
+
+def activation_error(fp32: Path, tweets: list[str], work: Path, log=print) -> list[dict]:
+    """Relative output error of each weight MatMul alone in int8: onnxruntime's, and simulated finer scales."""
+    import onnx
+    from onnx import numpy_helper
+
+    from models import sentiment
+    from models.batching import length_buckets
+    from models.tokenization import get_tokenizer
+
+    tokenizer = get_tokenizer(sentiment.MODEL_ID)
+    ids, _ = sentiment._tokenize(tokenizer, tweets)
+    feeds = [sentiment._pad([ids[i] for i in idx], tokenizer.pad_token_id or 0)
+             for idx in length_buckets([len(r) for r in ids], sentiment.BATCH_SIZE)]
+    model = onnx.load(str(fp32))
+    weights = {t.name: t for t in model.graph.initializer}
+    rows = []
+    for node in (n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights):
+        w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
+        reference = _tensors(fp32, [node.input[0], node.output[0]], feeds)
+        signed = _tensors(quantize(fp32, work / "alone.onnx", [node.name]), [node.output[0]], feeds)
+        unsigned = _tensors(quantize(fp32, work / "alone.onnx", [node.name], unsigned_weights=True),
+                            [node.output[0]], feeds)
+        y = np.concatenate([r[1].reshape(-1) for r in reference])
+
+        def relative(outputs: list[np.ndarray]) -> float:
+            return float(np.linalg.norm(np.concatenate([o.reshape(-1) for o in outputs]) - y) / np.linalg.norm(y))
+
+        row = {"node": node.name, "input_max_abs": float(max(np.abs(r[0]).max() for r in reference)),
+               "onnxruntime_per_tensor": relative([o[0] for o in signed]),
+               "onnxruntime_per_tensor_u8_weights": relative([o[0] for o in unsigned]),
+               "simulated_per_tensor": relative([simulated_int8(r[0], w, "tensor") for r in reference]),
+               "simulated_per_token": relative([simulated_int8(r[0], w, "token") for r in reference]),
+               "simulated_per_tensor_2_float_channels": relative([simulated_int8(r[0], w, "tensor", 2)
+                                                                  for r in reference])}
+        rows.append(row)
+        log(f"  error {node.name}: onnxruntime {row['onnxruntime_per_tensor']:.4f} (u8 weights "
+            f"{row['onnxruntime_per_tensor_u8_weights']:.4f}, simulated {row['simulated_per_tensor']:.4f}), per token "
+            f"{row['simulated_per_token']:.4f}, 2 float channels {row['simulated_per_tensor_2_float_channels']:.4f}")
+    return rows
+
+
 def throughput(predict, corpus: list[str]) -> dict:
     start = time.perf_counter()
     predict(corpus)
@@ -122,13 +200,15 @@ def run(rounds: int = 3, log=print):
         contenders["pytorch float32"] = lambda p=bucketed(torch_session(dev, "float32")): throughput(p, tweets)
         samples = interleave(contenders, rounds, log=log)
         scores = {"fp32": None, "all int8": scorer(graphs["all int8"]), "greedy int8 set": chosen_score}
+        errors = activation_error(fp32, tweets, work, log)
     torch_rate = median([s["sentences_per_s"] for s in samples["pytorch float32"]])
     for name, runs in samples.items():
         rate = median([s["sentences_per_s"] for s in runs])
         report.rows.append({"graph": name, "sentences_per_s": rate, "x_torch": rate / torch_rate,
                             "int8_nodes": {"fp32": 0, "all int8": len(every), "greedy int8 set": len(chosen)}.get(name),
                             **(scores.get(name) or {})})
-    report.settings |= {"sensitivity": sensitivity, "greedy_set": chosen, "quantizable_nodes": len(every)}
+    report.settings |= {"sensitivity": sensitivity, "greedy_set": chosen, "quantizable_nodes": len(every),
+                        "activation_error": errors}
     report.samples = samples
     return report
 

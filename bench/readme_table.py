@@ -92,20 +92,27 @@ def classify_rows(directory: Path = REPO / "bench" / "results") -> list[str]:
     # One pair of rows per CPU: the served graph's ratio to PyTorch flips with the CPU (onnxruntime's
     # kernels gain far more than PyTorch's from the AMD EPYC some sessions run on), so the newest run alone
     # would hide half the picture.
+    # Files written before 2026-12-07 do not name the served variant; fp32 was served then.
     rows = []
     for path, data in newest_per_device("classify-cpu-*.json", directory):
-        torch = next((r for r in data["rows"] if r["runtime"] == "pytorch"), None)
+        torch = next((r for r in data["rows"] if r["runtime"] == "pytorch" and r["variant"] == "float32"), None)
+        own = next((r for r in data["rows"] if r.get("contender") == "pytorch float32, own process"), None)
         site = next((r for r in data["rows"] if r["runtime"] == "onnxruntime" and r["variant"] == data["settings"].get(
             "served_variant", "fp32")), None)
         if site is None or torch is None:
             continue
         where, source = _where(path, data), f"`bench/results/{path.name}`"
+        batched = f"{_fmt(site['sentences_per_s'], '{:.0f}')} sentences/s ({site['variant']})"
         rows += [f"| {where} | sentiment classifier, 1 sentence p50 | {_fmt(site['p50_ms'])} ms ({site['variant']}) | "
                  f"PyTorch fp32 {_fmt(torch['p50_ms'])} ms | {_fmt(torch['p50_ms'] / site['p50_ms'], '{:.2f}×')} | "
                  f"{source} |",
-                 f"| {where} | sentiment classifier, batched | {_fmt(site['sentences_per_s'], '{:.0f}')} sentences/s "
-                 f"({site['variant']}) | PyTorch fp32 {_fmt(torch['sentences_per_s'], '{:.0f}')} | "
-                 f"{_fmt(site.get('x_torch_throughput'), '{:.2f}×')} | {source} |"]
+                 f"| {where} | sentiment classifier, batched | {batched} | PyTorch fp32 "
+                 f"{_fmt(torch['sentences_per_s'], '{:.0f}')} | {_fmt(site.get('x_torch_throughput'), '{:.2f}×')} | "
+                 f"{source} |"]
+        if own is not None:
+            rows.append(f"| {where} | sentiment classifier, batched, against PyTorch in its own process with "
+                        f"OpenMP's default waiting | {batched} | PyTorch fp32 {_fmt(own['sentences_per_s'], '{:.0f}')} | "
+                        f"{_fmt(site['sentences_per_s'] / own['sentences_per_s'], '{:.2f}×')} | {source} |")
     return rows
 
 

@@ -56,6 +56,12 @@ def write_classifier_variant(model_dir: Path, recipe: Recipe = INT8, name: str =
     return name, summary
 
 
+def cpu_variant(spec) -> str | None:
+    """The variant a model's registry entry pins as the CPU default (export extra "cpu_variant"), or None:
+    then the first written variant that passes its gate serves on CPU."""
+    return dict(spec.export.extra).get("cpu_variant")
+
+
 GATE_KEYS = ("pass", "greedy_identical", "prompts", "first_divergence", "perplexity_fp32", "perplexity",
              "perplexity_change", "max_abs_diff", "same_label_fraction")
 
@@ -66,7 +72,9 @@ def add_cpu_variants(model_dir: Path, spec, variants: dict | None = None, lossy_
 
     `variants` is the manifest's current variants (default: fp32 only). The result adds one entry per
     written variant ({"file", "precision", "default_for", "devices": ["cpu"], "gate": {...}}); the first
-    variant that passes the gate gets default_for ["cpu"] and "cpu" is removed from the others' default_for.
+    variant that passes the gate gets default_for ["cpu"] and "cpu" is removed from the others' default_for,
+    unless the registry pins the CPU default (cpu_variant): then every variant is still written and gated
+    (a deployer can choose one with LAB_VARIANT_<ID>), and only the pinned one is the default.
     Models with nothing to gain (encoders without a classification head) come back unchanged.
     """
     model_dir = Path(model_dir)
@@ -82,6 +90,7 @@ def add_cpu_variants(model_dir: Path, spec, variants: dict | None = None, lossy_
     else:
         log(f"    {spec.id}: no CPU variant (task {spec.task})")
         return merged
+    pinned = cpu_variant(spec)
     default = None
     for name, summary in written:
         file = summary["files"][0]
@@ -90,14 +99,17 @@ def add_cpu_variants(model_dir: Path, spec, variants: dict | None = None, lossy_
         record_gate(gate)
         entry = {"file": file, "precision": _precision(summary, summary["fused"]), "default_for": [],
                  "devices": ["cpu"], "gate": {k: gate[k] for k in GATE_KEYS if k in gate}}
-        if gate["pass"] and default is None:
+        if gate["pass"] and default is None and pinned in (None, name):
             default = name
             entry["default_for"] = ["cpu"]
         merged[name] = entry
+    if default is None and pinned in merged and merged[pinned].get("gate", {}).get("pass", True):
+        default = pinned  # fp32 (never gated) or a written variant that passed
+        log(f"    CPU default: {pinned} (pinned by the registry's cpu_variant)")
     if default:
         for name, entry in merged.items():
-            if name != default and "cpu" in entry.get("default_for", []):
-                entry["default_for"] = [d for d in entry["default_for"] if d != "cpu"]
+            rest = [d for d in entry.get("default_for", []) if d != "cpu"]
+            entry["default_for"] = ["cpu", *rest] if name == default else rest
     elif "fp32" in merged and not any("cpu" in e.get("default_for", []) for e in merged.values()):
         merged["fp32"]["default_for"] = ["cpu", *merged["fp32"].get("default_for", [])]  # nothing passed
     return merged

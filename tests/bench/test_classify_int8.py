@@ -31,3 +31,31 @@ def test_the_gate_needs_both_the_check_set_and_the_tweets():
     assert c8.passes({"check_max_dp": 0.01, "tweets_max_dp": 0.0099})
     assert not c8.passes({"check_max_dp": 0.005, "tweets_max_dp": 0.011})
     assert not c8.passes({"check_max_dp": 0.02, "tweets_max_dp": 0.0})
+
+
+
+def _relative_error(x, w, per="tensor", float_channels=0):
+    import numpy as np
+
+    y = c8.simulated_int8(x, w, per, float_channels=float_channels)
+    return np.linalg.norm(y - x @ w) / np.linalg.norm(x @ w)
+
+
+def test_simulated_int8_is_exact_on_the_grid_and_finer_scales_cut_the_error():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(16, 8)).astype(np.float32)
+    x = rng.normal(size=(2, 5, 16)).astype(np.float32)
+    assert _relative_error(x, w, float_channels=16) < 1e-6  # every input channel in float: the plain product
+    assert 0 < _relative_error(x, w) < 0.05  # 8 bits on well-spread values: small, not zero
+    loud = x.copy()
+    loud[0, 0] *= 40  # one token far louder than the rest sets the per-tensor scale for all the others
+
+    def quiet_error(per):  # on the other sequence
+        return np.linalg.norm((c8.simulated_int8(loud, w, per) - loud @ w)[1]) / np.linalg.norm((loud @ w)[1])
+
+    assert quiet_error("token") < quiet_error("tensor") / 3
+    hot = x.copy()
+    hot[..., 3] *= 40  # one outlier channel: keeping it in float restores the others' precision
+    assert _relative_error(hot, w, float_channels=1) < _relative_error(hot, w) / 3

@@ -44,3 +44,22 @@ def test_classifier_rows_keep_the_newest_run_of_each_cpu(tmp_path):
     rows = readme_table.classify_rows(tmp_path)
     assert [re.search(r"classify-cpu-\d", r).group(0) for r in rows] == ["classify-cpu-3"] * 2 + ["classify-cpu-2"] * 2
     assert "0.91×" in rows[3] and "1.76×" in rows[1]
+
+
+def test_classifier_rows_show_the_served_variant_and_pytorch_in_its_own_process(tmp_path):
+    import json
+
+    rows = [{"runtime": "onnxruntime", "variant": "fp32", "p50_ms": 4.0, "sentences_per_s": 240.0,
+             "x_torch_throughput": 240.0 / 180.0},
+            {"runtime": "onnxruntime", "variant": "int8", "p50_ms": 4.5, "sentences_per_s": 160.0,
+             "x_torch_throughput": 160.0 / 180.0},
+            {"runtime": "pytorch", "variant": "float32 (own process, default OpenMP waiting)", "p50_ms": 15.0,
+             "sentences_per_s": 230.0, "contender": "pytorch float32, own process"},
+            {"runtime": "pytorch", "variant": "float32", "p50_ms": 16.0, "sentences_per_s": 180.0}]
+    doc = {"environment": {"device_name": "AMD EPYC", "date": "2026-12-07T00:00:00", "ort_threads": 2},
+           "settings": {"served_variant": "int8"}, "rows": rows}
+    (tmp_path / "classify-cpu-9.json").write_text(json.dumps(doc))
+    single, batched, own = readme_table.classify_rows(tmp_path)
+    assert "4.5 ms (int8)" in single and "PyTorch fp32 16.0 ms" in single  # the in-process row is the reference
+    assert "160 sentences/s (int8)" in batched and "0.89×" in batched
+    assert "own process" in own and "PyTorch fp32 230" in own and "0.70×" in own

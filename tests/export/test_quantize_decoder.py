@@ -214,11 +214,23 @@ def test_classifier_variant_is_reported_and_the_gate_fails_a_broken_one(classifi
     assert not broken["pass"] and broken["max_abs_diff"] > q.CLASSIFIER_TOLERANCE
 
 
-@pytest.mark.parametrize("passes, int8_serves_on, fp32_serves_on", [
-    (True, ["cpu"], ["cuda"]),  # a passing variant takes over the CPU
-    (False, [], ["cpu", "cuda"]),  # a failing one is written and reported, but fp32 keeps serving
+def _with_cpu_variant(spec, pinned):
+    """The spec with its export's cpu_variant pin replaced (None: no pin)."""
+    from dataclasses import replace
+
+    extra = tuple(kv for kv in spec.export.extra if kv[0] != "cpu_variant")
+    extra += (("cpu_variant", pinned),) if pinned else ()
+    return replace(spec, export=replace(spec.export, extra=extra))
+
+
+@pytest.mark.parametrize("pinned, passes, int8_serves_on, fp32_serves_on", [
+    (None, True, ["cpu"], ["cuda"]),  # a passing variant takes over the CPU
+    (None, False, [], ["cpu", "cuda"]),  # a failing one is written and reported, but fp32 keeps serving
+    ("fp32", True, [], ["cpu", "cuda"]),  # the registry pins fp32: int8 passes, is written, does not serve
+    ("int8", False, [], ["cpu", "cuda"]),  # a pin never serves a variant that failed its gate
+    ("int8", True, ["cpu"], ["cuda"]),
 ])
-def test_only_a_variant_that_passes_its_gate_becomes_the_cpu_default(classifier_dir, monkeypatch, passes,
+def test_only_a_variant_that_passes_its_gate_becomes_the_cpu_default(classifier_dir, monkeypatch, pinned, passes,
                                                                       int8_serves_on, fp32_serves_on):
     from export.quantize import variants as written
     from models.registry import get_spec
@@ -226,6 +238,31 @@ def test_only_a_variant_that_passes_its_gate_becomes_the_cpu_default(classifier_
     monkeypatch.setattr(written, "quality_gate", lambda *a, **k: {"pass": passes, "max_abs_diff": 0.0, "tolerance": 0.01,
                                                                    "same_label_fraction": 1.0,
                                                                    "model": CLASSIFIER_ID, "variant": "int8"})
-    variants = q.add_cpu_variants(classifier_dir, get_spec(CLASSIFIER_ID), log=lambda m: None)
+    spec = _with_cpu_variant(get_spec(CLASSIFIER_ID), pinned)
+    variants = q.add_cpu_variants(classifier_dir, spec, log=lambda m: None)
     assert variants["int8"]["default_for"] == int8_serves_on
     assert variants["fp32"]["default_for"] == fp32_serves_on
+    assert (classifier_dir / variants["int8"]["file"]).is_file()  # built and gated whatever serves
+
+
+def test_a_pinned_fp32_takes_the_cpu_back_from_a_variant_an_earlier_manifest_served(classifier_dir, monkeypatch):
+    from export.quantize import variants as written
+    from models.registry import get_spec
+
+    monkeypatch.setattr(written, "quality_gate", lambda *a, **k: {"pass": True, "max_abs_diff": 0.0, "tolerance": 0.01,
+                                                                   "same_label_fraction": 1.0,
+                                                                   "model": CLASSIFIER_ID, "variant": "int8"})
+    earlier = {"fp32": {"file": "model.onnx", "precision": "fp32", "default_for": ["cuda"]},
+               "int8": {"file": "model_int8.onnx", "precision": "int8", "default_for": ["cpu"], "devices": ["cpu"]}}
+    variants = q.add_cpu_variants(classifier_dir, _with_cpu_variant(get_spec(CLASSIFIER_ID), "fp32"), earlier,
+                                  log=lambda m: None)
+    assert variants["fp32"]["default_for"] == ["cpu", "cuda"] and variants["int8"]["default_for"] == []
+
+
+def test_the_served_classifier_is_pinned_to_fp32_on_cpu():
+    """Why: bench/results/classify-cpu-*.json (int8 blocks slower batched than fp32); see models/registry.py."""
+    from export.quantize.variants import cpu_variant
+    from models.registry import get_spec
+
+    assert cpu_variant(get_spec(CLASSIFIER_ID)) == "fp32"
+    assert all(cpu_variant(get_spec(m)) is None for m in ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"))
