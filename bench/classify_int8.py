@@ -168,6 +168,33 @@ def activation_error(fp32: Path, tweets: list[str], work: Path, log=print) -> li
     return rows
 
 
+MATMUL_KINDS = {"attention/output/dense": "attention output | attention context",
+                "intermediate/dense": "FFN in | LayerNorm output", "output/dense": "FFN out | GELU output"}
+ERROR_COLUMNS = (("onnxruntime_per_tensor", "onnxruntime, int8 weights"),
+                 ("onnxruntime_per_tensor_u8_weights", "onnxruntime, uint8 weights"),
+                 ("simulated_per_tensor", "simulated, per tensor"),
+                 ("simulated_per_token", "simulated, per token"),
+                 ("simulated_per_tensor_2_float_channels", "simulated, 2 channels in float"))
+
+
+def error_table(payload: dict) -> str:
+    """Markdown: relative output error of one MatMul in int8, median (max) over the 6 layers, per kind of MatMul
+    (docs/perf-notes.md shows exactly this, from the newest results file)."""
+    import re
+
+    kinds = {}
+    for row in payload["settings"]["activation_error"]:
+        kind = re.sub(r"^.*layer\.\d+/|/MatMul$", "", row["node"])  # e.g. intermediate/dense
+        kinds.setdefault(MATMUL_KINDS.get(kind, kind), []).append(row)
+    lines = ["| MatMul | its input | largest \\|input\\| | " + " | ".join(label for _, label in ERROR_COLUMNS) + " |",
+             "|---|---|---:|" + "---:|" * len(ERROR_COLUMNS)]
+    for kind, rows in kinds.items():
+        cells = [f"{np.median([r[key] for r in rows]):.1%} ({max(r[key] for r in rows):.1%})" for key, _ in ERROR_COLUMNS]
+        lines.append(f"| {kind} | {min(r['input_max_abs'] for r in rows):.0f}-{max(r['input_max_abs'] for r in rows):.0f} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def throughput(predict, corpus: list[str]) -> dict:
     start = time.perf_counter()
     predict(corpus)
@@ -217,12 +244,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.classify_int8", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", help="directory for the JSON results (default bench/results)")
+    parser.add_argument("--table", action="store_true",
+                        help="only print the error table of the newest results file (docs/perf-notes.md shows it)")
     args = parser.parse_args(argv)
+    if args.table:
+        from bench.readme_table import newest
+
+        found = newest("classify-int8-cpu-*.json")
+        if found is None or "activation_error" not in found[1]["settings"]:
+            raise SystemExit("no results file with activation_error: run `python -m bench.classify_int8` first")
+        print(error_table(found[1]))
+        return 0
     report = run(args.rounds)
     for row in report.rows:
         dp = (f"check {row['check_max_dp']:.4f}, tweets {row['tweets_max_dp']:.4f}" if "check_max_dp" in row
               else "reference")
         print(f"{row['graph']:16} {row['sentences_per_s']:6.0f} sentences/s  {row['x_torch']:.2f}x PyTorch  {dp}")
+    print(error_table({"settings": report.settings}))
     print(f"results: {report.write(Path(args.out) if args.out else None)}")
     return 0
 

@@ -89,9 +89,8 @@ def newest_per_device(pattern: str, directory: Path = REPO / "bench" / "results"
 
 
 def classify_rows(directory: Path = REPO / "bench" / "results") -> list[str]:
-    # One pair of rows per CPU: the served graph's ratio to PyTorch flips with the CPU (onnxruntime's
-    # kernels gain far more than PyTorch's from the AMD EPYC some sessions run on), so the newest run alone
-    # would hide half the picture.
+    # Rows per CPU: the served graph's ratio to PyTorch changes with the host (from below 1x to about 2x in the
+    # committed runs, PyTorch about the same throughout), so the newest run alone would hide half the picture.
     # Files written before 2026-12-07 do not name the served variant; fp32 was served then.
     rows = []
     for path, data in newest_per_device("classify-cpu-*.json", directory):
