@@ -13,7 +13,7 @@ benchmark:
   2. greedy: nodes added least-sensitive first, kept while both sets stay within GATE;
   3. speed: fp32, the greedy set, all nodes in int8, and PyTorch fp32, interleaved, batched over the tweets;
   4. why (activation_error): for each MatMul alone in int8, the relative error of its output over the tweets
-     (batched as served) as onnxruntime computes it, with int8 and with uint8 weights, next to numpy
+     (batched as served, padding rows included) as onnxruntime computes it, with int8 and with uint8 weights, next to numpy
      simulations of the same weights with finer activation scales: the same per-tensor int8 (what
      onnxruntime gives when no kernel saturates), one scale per token, and per tensor with the two largest
      input channels kept in float (LLM.int8()'s outlier split). onnxruntime's CPU int8 kernels take one
@@ -133,13 +133,10 @@ def activation_error(fp32: Path, tweets: list[str], work: Path, log=print) -> li
     from onnx import numpy_helper
 
     from models import sentiment
-    from models.batching import length_buckets
     from models.tokenization import get_tokenizer
 
-    tokenizer = get_tokenizer(sentiment.MODEL_ID)
-    ids, _ = sentiment._tokenize(tokenizer, tweets)
-    feeds = [sentiment._pad([ids[i] for i in idx], tokenizer.pad_token_id or 0)
-             for idx in length_buckets([len(r) for r in ids], sentiment.BATCH_SIZE)]
+    batches, _ = sentiment.bucketed_batches(get_tokenizer(sentiment.MODEL_ID), tweets)
+    feeds = [arrays for _, arrays in batches]
     model = onnx.load(str(fp32))
     weights = {t.name: t for t in model.graph.initializer}
     rows = []

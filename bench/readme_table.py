@@ -89,13 +89,15 @@ def newest_per_device(pattern: str, directory: Path = REPO / "bench" / "results"
 
 
 def classify_rows(directory: Path = REPO / "bench" / "results") -> list[str]:
+    from bench.classify import OWN_PROCESS_TORCH
+
     # Rows per CPU: the served graph's ratio to PyTorch changes with the host (from below 1x to about 2x in the
     # committed runs, PyTorch about the same throughout), so the newest run alone would hide half the picture.
     # Files written before 2026-12-07 do not name the served variant; fp32 was served then.
     rows = []
     for path, data in newest_per_device("classify-cpu-*.json", directory):
         torch = next((r for r in data["rows"] if r["runtime"] == "pytorch" and r["variant"] == "float32"), None)
-        own = next((r for r in data["rows"] if r.get("contender") == "pytorch float32, own process"), None)
+        own = next((r for r in data["rows"] if r.get("contender") == OWN_PROCESS_TORCH), None)
         site = next((r for r in data["rows"] if r["runtime"] == "onnxruntime" and r["variant"] == data["settings"].get(
             "served_variant", "fp32")), None)
         if site is None or torch is None:

@@ -104,16 +104,25 @@ def _run(session, arrays: dict[str, np.ndarray]) -> np.ndarray:
     return session.run(["probabilities"], feeds)[0]
 
 
+def bucketed_batches(tokenizer, texts: list[str]) -> tuple[list[tuple[list[int], dict[str, np.ndarray]]], list[bool]]:
+    """The batches the classifier runs: texts tokenized once, grouped by token length
+    (models.batching.length_buckets: at most BATCH_SIZE rows, little padding), each group padded to its own
+    longest text; [(row indices, arrays)] and, per text, whether it was truncated."""
+    ids, truncated = _tokenize(tokenizer, texts)
+    pad_id = tokenizer.pad_token_id or 0
+    return [(idx, _pad([ids[i] for i in idx], pad_id))
+            for idx in length_buckets([len(row) for row in ids], BATCH_SIZE)], truncated
+
+
 def run_bucketed(session, tokenizer, texts: list[str], progress: Callable[[int, int], None] | None = None
                  ) -> tuple[np.ndarray, list[bool]]:
-    """Probabilities [n, 3] in input order: texts are tokenized once, grouped by token length
-    (models.batching.length_buckets: at most BATCH_SIZE rows, little padding) and each group runs padded
-    to its own longest text. `progress(done, total)` is called after each run."""
-    ids, truncated = _tokenize(tokenizer, texts)
+    """Probabilities [n, 3] in input order, run in bucketed_batches. `progress(done, total)` is called after
+    each run."""
+    batches, truncated = bucketed_batches(tokenizer, texts)
     probs = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
     done = 0
-    for idx in length_buckets([len(row) for row in ids], BATCH_SIZE):
-        probs[idx] = _run(session, _pad([ids[i] for i in idx], tokenizer.pad_token_id or 0))
+    for idx, arrays in batches:
+        probs[idx] = _run(session, arrays)
         done += len(idx)
         if progress:
             progress(done, len(texts))
