@@ -17,7 +17,9 @@ benchmark:
      simulations of the same weights with finer activation scales: the same per-tensor int8 (what
      onnxruntime gives when no kernel saturates), one scale per token, and per tensor with the two largest
      input channels kept in float (LLM.int8()'s outlier split). onnxruntime's CPU int8 kernels take one
-     activation scale per tensor.
+     activation scale per tensor;
+  5. every node in int8 with per-tensor and with per-token activation scales, simulated in float ops
+     (fake_quantized), scored like the others: would finer scales than the kernels offer pass the gate?
 
 Writes bench/results/classify-int8-<device>-<date>.json.
 """
@@ -127,6 +129,48 @@ def simulated_int8(x: np.ndarray, w: np.ndarray, per: str, float_channels: int =
     return (xq @ np.round(w / wscale)) * scale * wscale + x[..., kept] @ w[kept]
 
 
+def fake_quantized(fp32: Path, out: Path, per: str) -> Path:
+    """Every quantizable node's weights rounded to int8 per output channel and its input rounded to uint8 with
+    one scale per tensor or per token, computed in float ops (quantize, then dequantize): what an int8 graph
+    with such scales would output, whatever kernels exist. Per tensor it reproduces quantize_dynamic's error,
+    which checks the simulation; per token is what onnxruntime's CPU int8 kernels cannot run."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(fp32))
+    weights = {t.name: t for t in model.graph.initializer}
+    model.graph.initializer.extend(numpy_helper.from_array(np.array(v, np.float32), f"fq_{name}")
+                                   for name, v in (("zero", 0), ("top", 255), ("eps", 1e-12)))
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    reduce = {"keepdims": 1} if per == "tensor" else {"keepdims": 1, "axes": [-1]}
+    assert per == "tensor" or opset < 18, "axes became an input of ReduceMax in opset 18"
+    inserted = []
+    for node in model.graph.node:
+        if node.op_type not in ("MatMul", "Attention") or node.input[1] not in weights:
+            continue
+        w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
+        scale = np.maximum(np.abs(w).max(0), 1e-12) / 127
+        weights[node.input[1]].CopyFrom(numpy_helper.from_array(np.round(w / scale) * scale, node.input[1]))
+        x, t = node.input[0], f"fq{len(inserted)}_"
+        steps = [("ReduceMax", [x], "hi0", reduce), ("ReduceMin", [x], "lo0", reduce),
+                 ("Max", ["hi0", "fq_zero"], "hi", {}), ("Min", ["lo0", "fq_zero"], "lo", {}),
+                 ("Sub", ["hi", "lo"], "range", {}), ("Div", ["range", "fq_top"], "s0", {}),
+                 ("Max", ["s0", "fq_eps"], "s", {}), ("Div", ["lo", "s"], "los", {}), ("Neg", ["los"], "zp0", {}),
+                 ("Round", ["zp0"], "zp", {}), ("Div", [x, "s"], "xs", {}), ("Round", ["xs"], "xr", {}),
+                 ("Add", ["xr", "zp"], "xz", {}), ("Clip", ["xz", "fq_zero", "fq_top"], "q", {}),
+                 ("Sub", ["q", "zp"], "qz", {}), ("Mul", ["qz", "s"], "x", {})]
+        local = lambda name: name if name == x or name.startswith("fq_") else t + name  # noqa: E731
+        inserted.append((node, [helper.make_node(op, [local(i) for i in ins], [t + o], **attrs)
+                                for op, ins, o, attrs in steps]))
+        node.input[0] = t + "x"
+    for node, steps in inserted:
+        at = list(model.graph.node).index(node)
+        for offset, step in enumerate(steps):
+            model.graph.node.insert(at + offset, step)
+    onnx.save(model, str(out))
+    return out
+
+
 def activation_error(fp32: Path, tweets: list[str], work: Path, log=print) -> list[dict]:
     """Relative output error of each weight MatMul alone in int8: onnxruntime's, and simulated finer scales."""
     import onnx
@@ -225,6 +269,8 @@ def run(rounds: int = 3, log=print):
         samples = interleave(contenders, rounds, log=log)
         scores = {"fp32": None, "all int8": scorer(graphs["all int8"]), "greedy int8 set": chosen_score}
         errors = activation_error(fp32, tweets, work, log)
+        simulated = {per: scorer(fake_quantized(fp32, work / f"fake-{per}.onnx", per)) for per in ("tensor", "token")}
+        log(f"  every node, simulated: {simulated}")
     torch_rate = median([s["sentences_per_s"] for s in samples["pytorch float32"]])
     for name, runs in samples.items():
         rate = median([s["sentences_per_s"] for s in runs])
@@ -232,7 +278,7 @@ def run(rounds: int = 3, log=print):
                             "int8_nodes": {"fp32": 0, "all int8": len(every), "greedy int8 set": len(chosen)}.get(name),
                             **(scores.get(name) or {})})
     report.settings |= {"sensitivity": sensitivity, "greedy_set": chosen, "quantizable_nodes": len(every),
-                        "activation_error": errors}
+                        "activation_error": errors, "simulated_every_node": simulated}
     report.samples = samples
     return report
 

@@ -59,3 +59,26 @@ def test_simulated_int8_is_exact_on_the_grid_and_finer_scales_cut_the_error():
     hot = x.copy()
     hot[..., 3] *= 40  # one outlier channel: keeping it in float restores the others' precision
     assert _relative_error(hot, w, float_channels=1) < _relative_error(hot, w) / 3
+
+
+def test_the_fake_quantized_graph_computes_what_the_simulation_does(tmp_path):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(16, 8)).astype(np.float32)
+    x = rng.normal(size=(2, 5, 16)).astype(np.float32)
+    x[0, 1] *= 30  # a loud token, so per tensor and per token differ
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None, 8])],
+                              [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "fp32.onnx"))
+    outputs = {}
+    for per in ("tensor", "token"):
+        path = c8.fake_quantized(tmp_path / "fp32.onnx", tmp_path / f"{per}.onnx", per)
+        outputs[per] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        assert np.allclose(outputs[per], c8.simulated_int8(x, w, per), atol=1e-4)
+    assert not np.allclose(outputs["tensor"], outputs["token"], atol=1e-3)
