@@ -56,7 +56,7 @@ def test_the_classifier_int8_numbers_are_those_of_the_gate_and_search_files():
     text = " ".join(DOC.read_text().split())
     gate = json.loads((REPO_ROOT / "export" / "results" / "gate-sentiment-minilm-int8.json").read_text())
     assert gate["pass"] and f"max |Δp| {gate['max_abs_diff']} | pass, not default" in text
-    search = json.loads((RESULTS / "classify-int8-cpu-20261207-131831.json").read_text())
+    search = json.loads((RESULTS / "classify-int8-cpu-20261207-135534.json").read_text())
     rows = {r["graph"]: r for r in search["rows"]}
     every = rows["all int8"]
     assert f"tweets' labels {every['tweets_label_agreement']:.0%} same".replace("%", " %") in text
@@ -65,3 +65,10 @@ def test_the_classifier_int8_numbers_are_those_of_the_gate_and_search_files():
     ffn_in = [e["tweets_max_dp"] for e in search["settings"]["sensitivity"]
               if re.search(r"layer\.[0-3]/intermediate/dense", e["node"])]
     assert f"by {min(ffn_in):.3f} to {max(ffn_in):.3f}" in text
+    simulated = search["settings"]["simulated_every_node"]
+    tensor, token = simulated["tensor"], simulated["token"]
+    assert (f"up to {tensor['check_max_dp']:.3f} on the check set and {tensor['tweets_max_dp']:.3f} on the tweets, "
+            f"close to quantize_dynamic's {every['check_max_dp']:.3f} and {every['tweets_max_dp']:.3f}") in text
+    assert f"With one scale per token: {token['check_max_dp']:.3f} and {token['tweets_max_dp']:.3f}, still" in text
+    assert f"still {token['check_max_dp'] / 0.01:.1f} to {token['tweets_max_dp'] / 0.01:.1f} times the 0.01 gate" in text
+    assert min(token["check_max_dp"], token["tweets_max_dp"]) > search["settings"]["gate_max_dp"]
