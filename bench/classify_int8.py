@@ -101,17 +101,22 @@ def search(fp32: Path, scorer: Scorer, work: Path, log=print) -> tuple[list[dict
     return sensitivity, chosen, chosen_score
 
 
-def _tensors(path: Path, names: list[str], feeds: list[dict]) -> list[list[np.ndarray]]:
-    """Values of the named tensors of a graph file, per feed (the names become extra graph outputs)."""
-    import onnx
-    import onnxruntime as ort
+class _Probe:
+    """A session over a graph file whose named inner tensors are extra outputs (optimizations off, so they
+    stay), built once and asked for any subset of them."""
 
-    model = onnx.load(str(path))
-    model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the named tensors
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return [session.run(names, feed) for feed in feeds]
+    def __init__(self, path: Path, names: list[str]):
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(str(path))
+        model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, names: list[str], feeds: list[dict]) -> list[list[np.ndarray]]:
+        return [self.session.run(names, feed) for feed in feeds]
 
 
 def simulated_int8(x: np.ndarray, w: np.ndarray, per: str, float_channels: int = 0) -> np.ndarray:
@@ -183,13 +188,16 @@ def activation_error(fp32: Path, tweets: list[str], work: Path, log=print) -> li
     feeds = [arrays for _, arrays in batches]
     model = onnx.load(str(fp32))
     weights = {t.name: t for t in model.graph.initializer}
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    # one fp32 session for every node's input and output; they are fetched a node at a time (all of them at
+    # once would hold every intermediate tensor of every batch in memory)
+    fp32_probe = _Probe(fp32, sorted({name for n in matmuls for name in (n.input[0], n.output[0])}))
     rows = []
-    for node in (n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights):
+    for node in matmuls:
         w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
-        reference = _tensors(fp32, [node.input[0], node.output[0]], feeds)
-        signed = _tensors(quantize(fp32, work / "alone.onnx", [node.name]), [node.output[0]], feeds)
-        unsigned = _tensors(quantize(fp32, work / "alone.onnx", [node.name], unsigned_weights=True),
-                            [node.output[0]], feeds)
+        reference = fp32_probe([node.input[0], node.output[0]], feeds)
+        signed, unsigned = (_Probe(quantize(fp32, work / "alone.onnx", [node.name], unsigned_weights=unsigned),
+                                   [node.output[0]])([node.output[0]], feeds) for unsigned in (False, True))
         y = np.concatenate([r[1].reshape(-1) for r in reference])
 
         def relative(outputs: list[np.ndarray]) -> float:

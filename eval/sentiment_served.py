@@ -22,7 +22,6 @@ from eval.common import git_commit, write_results
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "sentiment_served.json"
 GOAL = {"test_macro_f1": 0.80, "test_positive_precision": 0.75}
-VARIANT_ENV = "LAB_VARIANT_SENTIMENT_MINILM"
 
 
 def score_served() -> dict:
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bench.common import environment
-    from models.runtime import manifest, preferred_variant
+    from models.runtime import manifest, preferred_variant, variant_env
     from models.sentiment import METRICS_PATH, MODEL_ID
 
     variants = manifest(MODEL_ID)["variants"]
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if "cpu" not in (meta.get("devices") or ["cpu", "cuda"]):
             continue
         child = subprocess.run([sys.executable, "-m", "eval.sentiment_served", "--child"], capture_output=True, text=True,
-                               check=True, env={**os.environ, VARIANT_ENV: variant})
+                               check=True, env={**os.environ, variant_env(MODEL_ID): variant})
         report = json.loads(child.stdout.strip().splitlines()[-1])
         report["precision"] = meta.get("precision", variant)
         results["variants"][variant] = report

@@ -232,10 +232,14 @@ def _load(key: tuple[str, str]) -> tuple[ort.InferenceSession, SessionInfo]:
     return session, SessionInfo(model_id, variant, str(path), session.get_providers()[0], precision)
 
 
+def variant_env(model_id: str) -> str:
+    """The environment variable that picks a model's served variant: LAB_VARIANT_<ID> (capitals, _ for the rest)."""
+    return "LAB_VARIANT_" + "".join(c if c.isalnum() else "_" for c in model_id).upper()
+
+
 def preferred_variant(model_id: str, variants: dict) -> str:
     """The variant to serve: LAB_VARIANT_<ID> or the manifest's default for this device."""
-    key = "LAB_VARIANT_" + "".join(c if c.isalnum() else "_" for c in model_id).upper()
-    chosen = os.environ.get(key)
+    chosen = os.environ.get(variant_env(model_id))
     if chosen:
         return chosen
     dev = device()

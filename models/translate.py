@@ -29,7 +29,7 @@ TRANSLATION_MODEL = "qwen2.5-coder-0.5b-instruct"
 MAX_INPUT_CHARS = 3000  # ~1,000 output tokens: about a minute and a half on a 2-core CPU
 SEGMENT_CHARS = 200
 GATE_FILE = REPO_ROOT / "eval" / "results" / "translation_variant_gate.json"
-VARIANT_ENV = "LAB_VARIANT_QWEN2_5_CODER_0_5B_INSTRUCT"  # models.runtime's per-model override
+VARIANT_ENV = runtime.variant_env(TRANSLATION_MODEL)  # models.runtime's per-model override
 
 
 # ------------------------------------------------------------------------------------------ prompts
