@@ -6,6 +6,7 @@ already running (handy while iterating: starting the site and loading its models
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 
@@ -66,6 +67,31 @@ def assert_no_leaks(text: str) -> None:
         assert marker not in text, f"a traceback leaked to the client: {text[:500]!r}"
     for value in secret_env_values():
         assert value not in text, "an environment secret leaked to the client"
+
+
+def rest_call(http: httpx.Client, api_name: str, data, timeout: float = 120) -> tuple[int, str]:
+    """gradio's REST protocol: POST the inputs, then read the event stream (the raw text a browser would get).
+
+    One request, one stream, no state shared between calls. gradio_client shares one event stream per Client
+    and loses a fast answer that arrives before it has registered the event (KeyError in stream_messages,
+    gradio-app/gradio#10354): the waiting predict() then fails with an empty CancelledError. Tests that fire
+    many quick calls at once use this instead."""
+    posted = http.post(f"gradio_api/call/{api_name}", json={"data": data}, timeout=timeout)
+    if posted.status_code != 200:
+        return posted.status_code, posted.text
+    event_id = posted.json()["event_id"]
+    streamed = http.get(f"gradio_api/call/{api_name}/{event_id}", timeout=timeout)
+    return streamed.status_code, streamed.text
+
+
+def rest_outcome(text: str) -> tuple[str, object]:
+    """The last event of a rest_call stream and its data: ("complete", outputs) or ("error", message)."""
+    event, data = "", None
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            event, data = fields["event"], json.loads(fields.get("data", "null"))
+    return event, data
 
 
 def assert_clear_message(message: str, expected: str) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from models.paths import REPO_ROOT
-from tests.api.site_checks import CANARY_ENV, CANARY_VALUE, assert_healthy, assert_no_leaks
+from tests.api.site_checks import CANARY_ENV, CANARY_VALUE, assert_healthy, assert_no_leaks, rest_call
 
 pytestmark = pytest.mark.integration
 
@@ -81,16 +81,6 @@ def test_uploads_over_5_mb_are_refused_with_a_clear_message(http, site_url):
     assert_healthy(site_url)
 
 
-def _call(http, api_name: str, data) -> tuple[int, str]:
-    """gradio's REST protocol: POST the inputs, then read the event stream (the raw text a browser would get)."""
-    posted = http.post(f"gradio_api/call/{api_name}", json={"data": data})
-    if posted.status_code != 200:
-        return posted.status_code, posted.text
-    event_id = posted.json()["event_id"]
-    streamed = http.get(f"gradio_api/call/{api_name}/{event_id}", timeout=120)
-    return streamed.status_code, streamed.text
-
-
 BAD_CALLS = [
     ("generate", ["", "chat", 4, 0, 50, 0.95, 1.1, 1, "", ""]),
     ("generate", ["hi", "chat", "nan", 0, 50, 0.95, 1.1, 1, "", ""]),
@@ -111,7 +101,7 @@ BAD_CALLS = [
 
 @pytest.mark.parametrize("api_name, data", BAD_CALLS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(BAD_CALLS)])
 def test_error_responses_reveal_no_traceback_or_secret(http, site_url, api_name, data):
-    status, text = _call(http, api_name, data)
+    status, text = rest_call(http, api_name, data)
     assert status != 200 or "event: error" in text, f"expected an error, got {text[:300]!r}"
     assert_no_leaks(text)
     assert str(REPO_ROOT) not in text, "a server path leaked"
