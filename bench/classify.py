@@ -16,6 +16,9 @@ On CPU the run also explains where the time goes, with extra rows on the same se
     its longest text) instead of token-length buckets;
   - "spinning threads": the fp32 session with onnxruntime's default intra-op spin-waiting, which the
     served classifier turns off (models.registry ModelSpec.spin_wait);
+  - "one thread" and "one-thread sessions side by side": the fp32 graph on one intra-op thread, and one such
+    session per core, each running its share of the texts on its own Python thread (SideBySide): how well
+    the served session's threads already use the cores, and whether parallel batches would use them better;
   - "... while SmolLM2 decodes": the served fp32 session and the spinning one again, with a Generate stream
     (the served SmolLM2 variant, greedy) decoding in a background thread, as on a Space where visitors use
     both tabs at once: the case spin-waiting is turned off for;
@@ -28,6 +31,7 @@ The served variant (the manifest's CPU default, or LAB_VARIANT_SENTIMENT_MINILM)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -36,6 +40,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +95,43 @@ def bucketed(session) -> Callable[[list[str]], np.ndarray]:
 
     tokenizer = get_tokenizer(sentiment.MODEL_ID)
     return lambda batch: sentiment.run_bucketed(session, tokenizer, batch)[0]
+
+
+def one_thread_session(path: Path):
+    """The served session's options (no spin-waiting), on one intra-op thread."""
+    import onnxruntime as ort
+
+    from models.runtime import session_options
+
+    options = session_options(spin_wait=False)
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class SideBySide:
+    """One single-thread session per lane, parallel over texts instead of inside each matrix product: the
+    texts are dealt to the lanes in turn, each lane buckets and runs its share on its own Python thread
+    (onnxruntime releases the GIL in run), and the probabilities come back in input order."""
+
+    def __init__(self, path: Path, lanes: int):
+        self.lanes = [bucketed(one_thread_session(path)) for _ in range(lanes)]
+        self.pool = ThreadPoolExecutor(lanes, thread_name_prefix="side-by-side")
+
+    def __call__(self, batch: list[str]) -> np.ndarray:
+        from models import sentiment
+
+        out = np.zeros((len(batch), len(sentiment.LABELS)), dtype=np.float32)
+
+        def lane(k: int) -> None:
+            idx = list(range(k, len(batch), len(self.lanes)))
+            if idx:
+                out[idx] = self.lanes[k]([batch[i] for i in idx])
+
+        list(self.pool.map(lane, range(len(self.lanes))))
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown()
 
 
 def padded_to_longest(session) -> Callable[[list[str]], np.ndarray]:
@@ -245,6 +287,50 @@ def measure(predict: Callable[[list[str]], np.ndarray], sentences: list[str], co
             "sentences_per_s": len(corpus) / elapsed, "probs": np.asarray(probs)}
 
 
+class Contenders:
+    """What one run measures, in order: name -> (a callable returning a measure() dict, the row's metadata)."""
+
+    def __init__(self, sentences: list[str], corpus: list[str]):
+        self.sentences, self.corpus, self.calls, self.meta = sentences, corpus, {}, {}
+
+    def add(self, key: str, predict: Callable[[list[str]], np.ndarray], **info) -> None:
+        self.raw(key, lambda: measure(predict, self.sentences, self.corpus), **info)
+
+    def raw(self, key: str, call: Callable[[], dict], **info) -> None:
+        self.calls[key], self.meta[key] = call, info
+
+
+def add_explaining_rows(contenders: Contenders, fp32_path: Path, tmp: Path, stack: contextlib.ExitStack,
+                        with_torch: bool, log: Callable[[str], None]) -> None:
+    """The CPU rows that explain where the served graph's time goes (module docstring)."""
+    from models.runtime import cpu_threads
+
+    cpu = dict(runtime="onnxruntime", precision="fp32", provider="CPUExecutionProvider")
+    add = contenders.add
+    add("onnxruntime fp32, pad to longest", padded_to_longest(onnx_session(fp32_path)),
+        **cpu, variant="fp32 (pad to longest)")
+    spinning = bucketed(onnx_session(fp32_path, spin_wait=True))
+    add("onnxruntime fp32, spinning", spinning, **cpu, variant="fp32 (spinning threads)")
+    add("onnxruntime fp32, one thread", bucketed(one_thread_session(fp32_path)), **cpu,
+        variant="fp32 (1 intra-op thread)")
+    lanes = cpu_threads()
+    add("onnxruntime fp32, one-thread sessions side by side",
+        stack.enter_context(contextlib.closing(SideBySide(fp32_path, lanes))), **cpu,
+        variant=f"fp32 ({lanes} one-thread sessions side by side)")
+    decoding = BackgroundDecode()
+    for label, predict in (("served", bucketed(onnx_session(fp32_path))), ("spinning threads", spinning)):
+        contenders.raw(f"onnxruntime fp32 ({label}) while SmolLM2 decodes",
+                       lambda p=predict: decoding.during(lambda: measure(p, contenders.sentences, contenders.corpus)),
+                       **cpu, variant=f"fp32 ({label}) while SmolLM2 decodes")
+    add("onnxruntime int8 dynamic per-channel", bucketed(onnx_session(dynamic_int8(fp32_path, tmp))),
+        **dict(cpu, precision="int8 weights per channel, int8 activations per tensor"),
+        variant="int8 dynamic per-channel (not served)")
+    if with_torch:  # the unfused export needs torch; it is what was served before the fusions
+        log("classify: exporting the unfused graph for comparison")
+        add("onnxruntime fp32, unfused export", bucketed(onnx_session(unfused_graph(tmp))), **cpu,
+            variant="fp32 (unfused export)")
+
+
 def run(rounds: int = 3, variants: list[str] | None = None, with_torch: bool = True,
         log: Callable[[str], None] = print, **_ignored) -> Report:
     from models import sentiment
@@ -260,61 +346,32 @@ def run(rounds: int = 3, variants: list[str] | None = None, with_torch: bool = T
         "rounds": rounds, "throughput_sentences": len(corpus),
         "throughput_texts": f"the first {len(corpus)} of every 5th test-split tweet, in split order",
         "batching": "models.sentiment.run_bucketed (token-length buckets) unless the row says otherwise"})
-    contenders, meta = {}, {}
-
-    def add(key: str, predict, **info) -> None:
-        contenders[key] = (lambda p=predict: measure(p, sentences, corpus))
-        meta[key] = info
-
+    contenders = Contenders(sentences, corpus)
     fp32_path = None
     for variant, entry in variants_for(sentiment.MODEL_ID, dev, variants):
         path = model_dir(sentiment.MODEL_ID) / entry["file"]
         session = onnx_session(path)
         fp32_path = path if variant == "fp32" else fp32_path
-        add(f"onnxruntime {variant}", bucketed(session), runtime="onnxruntime", variant=variant,
-            precision=entry.get("precision", variant), provider=session.get_providers()[0])
-    with tempfile.TemporaryDirectory() as tmp:
+        contenders.add(f"onnxruntime {variant}", bucketed(session), runtime="onnxruntime", variant=variant,
+                       precision=entry.get("precision", variant), provider=session.get_providers()[0])
+    with contextlib.ExitStack() as stack:
         if dev == "cpu" and fp32_path is not None:
-            fp32 = onnx_session(fp32_path)
-            add("onnxruntime fp32, pad to longest", padded_to_longest(fp32), runtime="onnxruntime",
-                variant="fp32 (pad to longest)", precision="fp32", provider="CPUExecutionProvider")
-            spinning = bucketed(onnx_session(fp32_path, spin_wait=True))
-            add("onnxruntime fp32, spinning", spinning, runtime="onnxruntime", variant="fp32 (spinning threads)",
-                precision="fp32", provider="CPUExecutionProvider")
-            decoding = BackgroundDecode()
-            for label, predict in (("served", bucketed(onnx_session(fp32_path))), ("spinning threads", spinning)):
-                key = f"onnxruntime fp32 ({label}) while SmolLM2 decodes"
-                contenders[key] = (lambda p=predict: decoding.during(lambda: measure(p, sentences, corpus)))
-                meta[key] = dict(runtime="onnxruntime", variant=f"fp32 ({label}) while SmolLM2 decodes",
-                                 precision="fp32", provider="CPUExecutionProvider")
-            add("onnxruntime int8 dynamic per-channel", bucketed(onnx_session(dynamic_int8(fp32_path, Path(tmp)))),
-                runtime="onnxruntime", variant="int8 dynamic per-channel (not served)",
-                precision="int8 weights per channel, int8 activations per tensor", provider="CPUExecutionProvider")
-            if with_torch:  # the unfused export needs torch; it is what was served before the fusions
-                log("classify: exporting the unfused graph for comparison")
-                add("onnxruntime fp32, unfused export", bucketed(onnx_session(unfused_graph(Path(tmp)))),
-                    runtime="onnxruntime", variant="fp32 (unfused export)", precision="fp32",
-                    provider="CPUExecutionProvider")
-        worker = None
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            add_explaining_rows(contenders, fp32_path, tmp, stack, with_torch, log)
         if with_torch:
             from bench.generate import torch_dtypes
 
             for dtype in torch_dtypes(dev):
-                add(f"pytorch {dtype}", bucketed(torch_session(dev, dtype)), runtime="pytorch", variant=dtype,
-                    precision=dtype, provider=dev)
+                contenders.add(f"pytorch {dtype}", bucketed(torch_session(dev, dtype)), runtime="pytorch",
+                               variant=dtype, precision=dtype, provider=dev)
             if dev == "cpu":
-                worker = TorchProcess(dev)
-                contenders[OWN_PROCESS_TORCH] = worker
-                meta[OWN_PROCESS_TORCH] = dict(runtime="pytorch", variant="float32 (own process, default OpenMP waiting)",
-                                               precision="float32", provider=dev)
+                worker = stack.enter_context(contextlib.closing(TorchProcess(dev)))
+                contenders.raw(OWN_PROCESS_TORCH, worker, runtime="pytorch", precision="float32", provider=dev,
+                               variant="float32 (own process, default OpenMP waiting)")
         log(f"classify: {sentiment.MODEL_ID}, {len(sentences)} sentences alone + {len(corpus)} batched, "
             f"{rounds} rounds, device {dev}")
-        try:
-            samples = interleave(contenders, rounds, log=log)
-        finally:
-            if worker is not None:
-                worker.close()
-    report.rows = summarize(samples, meta)
+        samples = interleave(contenders.calls, rounds, log=log)
+    report.rows = summarize(samples, contenders.meta)
     report.samples = {k: [{kk: vv for kk, vv in s.items() if kk not in ("probs", "latencies_ms")} for s in v]
                       for k, v in samples.items()}
     return report
