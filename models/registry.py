@@ -152,7 +152,8 @@ SENTIMENT = ModelSpec(
     repo_files=("models/weights/sentiment_head.safetensors", "models/weights/sentiment_encoder_top.safetensors"),
     spin_wait=False,
     # graph_optimizer "bert": onnxruntime's transformer fusions (Attention, SkipLayerNorm, BiasGelu) written into
-    # the served graph; measured faster than the plain export (bench/results/classify-cpu-*.json).
+    # the served graph: faster on one sentence (what a visitor types) in most committed runs, a few percent slower
+    # batched than the plain export (bench/results/classify-cpu-*.json, docs/perf-notes.md "The classifier on CPU").
     # cpu_variant "fp32": the int8 blocks (MatMulNBits, int8 activations) pass the 0.01 gate, but in the newest
     # run on each CPU kind they are within 10 % of fp32 on one sentence and slower batched (their kernels are
     # built for a few rows at a time; a batch of tweets is hundreds of token rows). So the CPU serves the exact

@@ -24,32 +24,67 @@ def test_the_int8_error_table_is_generated_from_the_newest_results_file():
         "run `python -m bench.classify_int8 --table` and paste its output between the markers"
 
 
+RUNS = {"amd_second": "classify-cpu-20261207-152902.json", "amd_new": "classify-cpu-20261207-131257.json",
+        "amd_old": "classify-cpu-20261203-114854.json", "intel": "classify-cpu-20261202-203454.json"}
+
+
+def _f(value: float, digits: int = 0) -> str:
+    return f"{value:.{digits}f}"
+
+
 def test_the_classifier_numbers_in_the_text_are_those_of_the_files_it_names():
     text = " ".join(DOC.read_text().split())  # line breaks inside sentences do not matter
-    for name, lines in {
-        "classify-cpu-20261207-131257.json": "{int8:p50} vs {fp32:p50} ms, and {int8:sps} vs {fp32:sps} sentences/s",
-        "classify-cpu-20261203-114854.json": "{int8:p50} vs {fp32:p50} ms, and {int8:sps} vs {fp32:sps} sentences/s",
-        "classify-cpu-20261202-203454.json": "{int8:p50} vs {fp32:p50} ms, and {int8:sps} vs {fp32:sps} sentences/s",
-    }.items():
-        rows = {"int8": _row(name, "onnxruntime int8"), "fp32": _row(name, "onnxruntime fp32")}
-        expected = re.sub(r"\{(\w+):(\w+)\}", lambda m: (
-            f"{rows[m.group(1)]['p50_ms']:.2f}" if m.group(2) == "p50"
-            else f"{rows[m.group(1)]['sentences_per_s']:.0f}"), lines)
+    for name in RUNS.values():
+        int8, fp32 = _row(name, "onnxruntime int8"), _row(name, "onnxruntime fp32")
+        expected = (f"{_f(int8['p50_ms'], 2)} vs {_f(fp32['p50_ms'], 2)} ms, and {_f(int8['sentences_per_s'])} vs "
+                    f"{_f(fp32['sentences_per_s'])} sentences/s")
         assert expected in text, (name, expected)
-    amd_new, amd_old, intel = (f"classify-cpu-{d}.json" for d in ("20261207-131257", "20261203-114854", "20261202-203454"))
-    torch = {n: _row(n, "pytorch float32") for n in (amd_new, amd_old, intel)}
-    fp32 = {n: _row(n, "onnxruntime fp32") for n in (amd_new, amd_old, intel)}
-    assert (f"graph did {fp32[amd_old]['sentences_per_s']:.0f} sentences/s against PyTorch's "
-            f"{torch[amd_old]['sentences_per_s']:.0f}") in text
-    assert f"{fp32[amd_new]['sentences_per_s']:.0f} against {torch[amd_new]['sentences_per_s']:.0f}" in text
-    assert f"{fp32[intel]['sentences_per_s']:.0f} against {torch[intel]['sentences_per_s']:.0f}" in text
-    own = _row(amd_new, "pytorch float32, own process")
-    assert f"did {own['sentences_per_s']:.0f} on the 2026-12-07 host" in text
-    took = [f"{torch[n]['p50_ms']:.2f}" for n in (amd_new, amd_old, intel)]
-    assert f"took {took[0]}, {took[1]} and {took[2]} ms" in text
-    assert f"{fp32[amd_new]['p50_ms']:.2f} ms (fp32) in both AMD runs" in text
-    assert f"{fp32[amd_old]['p50_ms']:.2f}" == f"{fp32[amd_new]['p50_ms']:.2f}"  # "both"
-    assert f"{fp32[intel]['p50_ms']:.2f} ms on the Intel run" in text
+    torch = {k: _row(n, "pytorch float32") for k, n in RUNS.items()}
+    fp32 = {k: _row(n, "onnxruntime fp32") for k, n in RUNS.items()}
+    sps = {k: _f(r["sentences_per_s"]) for k, r in fp32.items()}
+    torch_sps = {k: _f(r["sentences_per_s"]) for k, r in torch.items()}
+    assert f"graph did {sps['amd_old']} sentences/s against PyTorch's {torch_sps['amd_old']}" in text
+    assert f"{sps['amd_new']} against {torch_sps['amd_new']} and then {sps['amd_second']} against " \
+           f"{torch_sps['amd_second']} on the AMD host of 2026-12-07" in text
+    assert f"{sps['intel']} against {torch_sps['intel']}" in text
+    own = [_f(_row(RUNS[k], "pytorch float32, own process")["sentences_per_s"]) for k in ("amd_new", "amd_second")]
+    assert f"did {own[0]} and {own[1]} in the two runs on the 2026-12-07 host" in text
+    took = [_f(torch[k]["p50_ms"], 2) for k in ("amd_second", "amd_new", "amd_old", "intel")]
+    assert f"took {', '.join(took[:3])} and {took[3]} ms" in text
+    p50 = {k: _f(r["p50_ms"], 2) for k, r in fp32.items()}
+    assert f"{p50['amd_second']} ms (fp32) in the second AMD run of 2026-12-07, {p50['amd_new']} ms in the two " \
+           f"before it, {p50['intel']} ms on the Intel run" in text
+    assert p50["amd_new"] == p50["amd_old"]  # "the two before it"
+
+
+def test_what_fusions_and_thread_settings_change_is_what_the_files_say():
+    text = " ".join(DOC.read_text().split())
+    unfused = {k: _row(n, "onnxruntime fp32, unfused export") for k, n in RUNS.items()}
+    fp32 = {k: _row(n, "onnxruntime fp32") for k, n in RUNS.items()}
+    gain = [unfused[k]["sentences_per_s"] / fp32[k]["sentences_per_s"] - 1 for k in RUNS]
+    fused_faster_alone = sum(fp32[k]["p50_ms"] < unfused[k]["p50_ms"] for k in RUNS)
+    assert min(gain) > 0, "the text says the unfused export was faster batched in every run"
+    assert f"in all four runs the unfused export was {min(gain):.0%} to {max(gain):.0%} faster batched".replace(
+        "% to", " to").replace("% faster", " % faster") in text
+    assert f"the fused graph was faster in {['no', 'one', 'two', 'three', 'all four'][fused_faster_alone]} of them" \
+           in text
+    run = RUNS["amd_second"]
+    row = {c: _row(run, c) for c in ("onnxruntime fp32", "onnxruntime fp32, one thread", "onnxruntime fp32, spinning",
+                                     "onnxruntime fp32, one-thread sessions side by side",
+                                     "onnxruntime fp32 (served) while SmolLM2 decodes",
+                                     "onnxruntime fp32 (spinning threads) while SmolLM2 decodes")}
+    served, one = row["onnxruntime fp32"], row["onnxruntime fp32, one thread"]
+    assert (f"On one intra-op thread the fp32 graph did {_f(one['sentences_per_s'])} sentences/s, on the served two "
+            f"{_f(served['sentences_per_s'])} ({served['sentences_per_s'] / one['sentences_per_s']:.2f}×), and two "
+            f"one-thread sessions side by side, each running its share of the texts, "
+            f"{_f(row['onnxruntime fp32, one-thread sessions side by side']['sentences_per_s'])}") in text
+    spin = row["onnxruntime fp32, spinning"]
+    assert f"faster ({_f(spin['p50_ms'], 2)} vs {_f(served['p50_ms'], 2)} ms) but not a batch " \
+           f"({_f(spin['sentences_per_s'])})" in text
+    assert spin["sentences_per_s"] < served["sentences_per_s"]  # "not a batch"
+    decoding = [_f(row[f"onnxruntime fp32 ({w}) while SmolLM2 decodes"]["sentences_per_s"])
+                for w in ("spinning threads", "served")]
+    assert f"cost the classifier {decoding[0]} vs {decoding[1]} sentences/s" in text
 
 
 def test_the_classifier_int8_numbers_are_those_of_the_gate_and_search_files():
