@@ -164,9 +164,13 @@ def test_killing_a_classifier_replica_under_16_clients_loses_no_request(ray_site
     with ThreadPoolExecutor(16) as pool:
         for i in range(16):
             pool.submit(visitor, i)
-        while len(done) < 40 and not failures:
+        deadline = time.monotonic() + 120
+        while len(done) < 40 and not failures and time.monotonic() < deadline:
             time.sleep(0.05)
         before, lost_before = len(done), list(failures)
+        if before < 40 and not lost_before:
+            stop.set()
+            pytest.fail(f"16 visitors got only {before} answers in 120 s before any replica was killed")
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
         time.sleep(3)  # keep the load on while Serve notices the death and routes around it
