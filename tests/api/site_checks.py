@@ -105,8 +105,11 @@ def assert_clear_message(message: str, expected: str) -> None:
 @contextlib.contextmanager
 def flood_queue(url: str, api_name: str, data: list, queue_size: int | None = None):
     """Fill the site's queue past LAB_QUEUE_SIZE with streaming requests (gradio_client jobs, read as a browser
-    reads them) and cancel every one on exit, as Stop does. Yields how many were accepted."""
+    reads them) and cancel every one on exit, as Stop does. Yields how many were accepted, once the site has
+    refused one of them as full: the client sends them from its threads in any order, and a test's own request
+    must not overtake the last of them (it did once, on a loaded machine, and was served instead of refused)."""
     from gradio_client import Client
+    from gradio_client.utils import QueueError
 
     size = queue_size or int(os.environ.get("LAB_QUEUE_SIZE", "16"))
     running = get_health(url)[1]["decoder_slots"]
@@ -115,10 +118,13 @@ def flood_queue(url: str, api_name: str, data: list, queue_size: int | None = No
     try:
         for _ in range(running + size + 4):  # the decoder's slots run, the rest wait; a few more: surely full
             jobs.append(client.submit(*data, api_name="/" + api_name))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and get_health(url)[1]["active_generations"] < 1:
-            time.sleep(0.2)  # the first ones are decoding, the others queued
-        yield len(jobs)
+        deadline, refused = time.monotonic() + 60, []
+        while not refused and time.monotonic() < deadline:
+            time.sleep(0.1)
+            refused = [job for job in jobs if job.done() and isinstance(job.exception(), QueueError)]
+        assert refused, (f"the site refused none of {len(jobs)} {api_name} requests within 60 s (queue size {size}, "
+                         f"{running} running): the queue never filled")
+        yield len(jobs) - len(refused)
     finally:
         for job in jobs:
             job.cancel()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.api.site_checks import site_url  # noqa: F401  (fixture)
+from tests.api.site_checks import get_health, site_url  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -47,7 +48,16 @@ class Visit:
     def open(self, query: str = "") -> Page:
         """Load the site (optionally with ?tab=... deep-link parameters) and wait until it has fully started."""
         self.page.goto(self.base_url + query)
-        expect(self.page.locator("#status-line")).to_contain_text("Serving on")
+        try:
+            expect(self.page.locator("#status-line")).to_contain_text("Serving on")
+        except AssertionError as exc:  # say whether the site itself answered, or only the page's load event hung
+            started = time.monotonic()
+            try:
+                status = f"/health answered {get_health(self.base_url)[0]} in {time.monotonic() - started:.1f} s"
+            except Exception as health_exc:  # noqa: BLE001 (reported, not raised)
+                status = f"/health failed after {time.monotonic() - started:.1f} s: {health_exc!r}"
+            raise AssertionError(f"the status line never said 'Serving on' ({status}; page errors: "
+                                 f"{self.page_errors[:3]})\n{exc}") from None
         return self.page
 
     def tab(self, label: str) -> None:
