@@ -293,8 +293,11 @@ class Contenders:
     def __init__(self, sentences: list[str], corpus: list[str]):
         self.sentences, self.corpus, self.calls, self.meta = sentences, corpus, {}, {}
 
+    def measure(self, predict: Callable[[list[str]], np.ndarray]) -> dict:
+        return measure(predict, self.sentences, self.corpus)
+
     def add(self, key: str, predict: Callable[[list[str]], np.ndarray], **info) -> None:
-        self.raw(key, lambda: measure(predict, self.sentences, self.corpus), **info)
+        self.raw(key, lambda: self.measure(predict), **info)
 
     def raw(self, key: str, call: Callable[[], dict], **info) -> None:
         self.calls[key], self.meta[key] = call, info
@@ -320,7 +323,7 @@ def add_explaining_rows(contenders: Contenders, fp32_path: Path, tmp: Path, stac
     decoding = BackgroundDecode()
     for label, predict in (("served", bucketed(onnx_session(fp32_path))), ("spinning threads", spinning)):
         contenders.raw(f"onnxruntime fp32 ({label}) while SmolLM2 decodes",
-                       lambda p=predict: decoding.during(lambda: measure(p, contenders.sentences, contenders.corpus)),
+                       lambda p=predict: decoding.during(lambda: contenders.measure(p)),
                        **cpu, variant=f"fp32 ({label}) while SmolLM2 decodes")
     add("onnxruntime int8 dynamic per-channel", bucketed(onnx_session(dynamic_int8(fp32_path, tmp))),
         **dict(cpu, precision="int8 weights per channel, int8 activations per tensor"),

@@ -154,8 +154,8 @@ SENTIMENT = ModelSpec(
     # graph_optimizer "bert": onnxruntime's transformer fusions (Attention, SkipLayerNorm, BiasGelu) written into
     # the served graph: faster on one sentence (what a visitor types) in most committed runs, a few percent slower
     # batched than the plain export (bench/results/classify-cpu-*.json, docs/perf-notes.md "The classifier on CPU").
-    # cpu_variant "fp32": the int8 blocks (MatMulNBits, int8 activations) pass the 0.01 gate, but in the newest
-    # run on each CPU kind they are within 10 % of fp32 on one sentence and slower batched (their kernels are
+    # cpu_variant "fp32": the int8 blocks (MatMulNBits, int8 activations) pass the 0.01 gate, but in every
+    # committed run they are within 10 % of fp32 on one sentence and slower batched (their kernels are
     # built for a few rows at a time; a batch of tweets is hundreds of token rows). So the CPU serves the exact
     # graph; int8 is still built, gated and benchmarked, and LAB_VARIANT_SENTIMENT_MINILM=int8 serves it.
     export=ExportSettings(task="custom", extra=(("exporter", "export.sentiment:export_onnx"),
